@@ -1,0 +1,62 @@
+"""N-Pairs: N independent sender -> receiver pairs, one excitatory synapse each.
+
+The sender is driven by an IClamp; its spikes make the receiver fire one delay later. Node 2i is the
+sender of pair i and node 2i+1 its receiver. Parameters: shared/reference/benchmark-networks.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bmtk_scaling.sim_config import RunSettings
+from network_builders import _checks, _random
+from network_builders.ping_assembly import DRIVE_FOREVER
+from network_builders.spec import BuiltNetwork, CellGroup, EdgeClass, NetworkSpec
+from network_builders.writer import build_network
+
+
+def n_pairs_spec(
+    *,
+    n_pairs: int = 625,
+    weight: float = 1.0,
+    delay: float = 1.0,
+    drive_amp: float = 10.0,
+    drive_noise: float = 0.0,
+    drive_start: float = 0.0,
+    tstop: float = 100.0,
+    dt: float = 0.025,
+    v_init: float = -65.0,
+    seed: int = 0,
+) -> NetworkSpec:
+    """The N-Pairs network as arrays (no files)."""
+    params = dict(locals())
+    n = _checks.positive_int("n_pairs", n_pairs)
+    weight = _checks.non_negative("weight", weight)
+    delay = _checks.positive("delay", delay)
+    drive_amp = _checks.finite("drive_amp", drive_amp)
+    drive_noise = _checks.non_negative("drive_noise", drive_noise)
+    drive_start = _checks.non_negative("drive_start", drive_start)
+    run = RunSettings(tstop=_checks.positive("tstop", tstop), dt=_checks.positive("dt", dt),
+                      v_init=_checks.finite("v_init", v_init), seed=_checks.seed(seed))
+
+    senders = 2 * np.arange(n)
+    amp = np.zeros(2 * n)
+    amp[senders] = drive_amp * (1.0 + drive_noise * _random.stream(seed, "drive").standard_normal(n))
+    group = CellGroup("RTMCell", {
+        "role": np.tile(np.array(["sender", "receiver"]), n),
+        "assembly": np.repeat(np.arange(n), 2),
+        "drive_amp": amp,
+        "drive_delay": np.full(2 * n, drive_start),
+        "drive_dur": np.full(2 * n, DRIVE_FOREVER),
+    })
+    edges = [EdgeClass("sender_to_receiver", senders, senders + 1, "exc", weight, delay)]
+    return NetworkSpec(population="pairs", kind="n_pairs", parameters=params, groups=[group],
+                       edges=edges, run=run)
+
+
+def n_pairs(out_dir: str | Path, *, overwrite: bool = False, compression: str = "none",
+            **parameters) -> BuiltNetwork:
+    """Build N-Pairs and write it as a ready-to-run BMTK/SONATA folder (see :func:`n_pairs_spec`)."""
+    return build_network(n_pairs_spec, Path(out_dir), overwrite, compression, parameters)

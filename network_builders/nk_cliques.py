@@ -1,0 +1,70 @@
+"""N-K-Cliques: N cliques of K cells, all-to-all excitatory inside a clique (K(K-1) edges each).
+
+The first cell of each clique is driven by an IClamp; activity spreads to the rest of its clique and
+never to another. Parameters: shared/reference/benchmark-networks.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bmtk_scaling.sim_config import RunSettings
+from network_builders import _checks, _random
+from network_builders.ping_assembly import DRIVE_FOREVER
+from network_builders.spec import BuiltNetwork, CellGroup, EdgeClass, NetworkSpec
+from network_builders.writer import build_network
+
+
+def nk_cliques_spec(
+    *,
+    n_cliques: int = 10,
+    clique_size: int = 10,
+    weight: float = 1.0,
+    delay: float = 1.0,
+    drive_amp: float = 10.0,
+    drive_noise: float = 0.0,
+    drive_start: float = 0.0,
+    tstop: float = 100.0,
+    dt: float = 0.025,
+    v_init: float = -65.0,
+    seed: int = 0,
+) -> NetworkSpec:
+    """The N-K-Cliques network as arrays (no files)."""
+    params = dict(locals())
+    n = _checks.positive_int("n_cliques", n_cliques)
+    k = _checks.positive_int("clique_size", clique_size)
+    weight = _checks.non_negative("weight", weight)
+    delay = _checks.positive("delay", delay)
+    drive_amp = _checks.finite("drive_amp", drive_amp)
+    drive_noise = _checks.non_negative("drive_noise", drive_noise)
+    drive_start = _checks.non_negative("drive_start", drive_start)
+    run = RunSettings(tstop=_checks.positive("tstop", tstop), dt=_checks.positive("dt", dt),
+                      v_init=_checks.finite("v_init", v_init), seed=_checks.seed(seed))
+
+    first = k * np.arange(n)
+    role = np.full(n * k, "member", dtype=object)
+    role[first] = "driven"
+    amp = np.zeros(n * k)
+    amp[first] = drive_amp * (1.0 + drive_noise * _random.stream(seed, "drive").standard_normal(n))
+    group = CellGroup("RTMCell", {
+        "role": role.astype(str),
+        "assembly": np.repeat(np.arange(n), k),
+        "drive_amp": amp,
+        "drive_delay": np.full(n * k, drive_start),
+        "drive_dur": np.full(n * k, DRIVE_FOREVER),
+    })
+    local_src, local_trg = np.nonzero(~np.eye(k, dtype=bool))  # every ordered pair, no self-connection
+    offsets = np.repeat(first, local_src.size)
+    sources = offsets + np.tile(local_src, n)
+    targets = offsets + np.tile(local_trg, n)
+    edges = [EdgeClass("within_clique", sources, targets, "exc", weight, delay)] if k > 1 else []
+    return NetworkSpec(population="cliques", kind="nk_cliques", parameters=params, groups=[group],
+                       edges=edges, run=run)
+
+
+def nk_cliques(out_dir: str | Path, *, overwrite: bool = False, compression: str = "none",
+               **parameters) -> BuiltNetwork:
+    """Build N-K-Cliques and write it as a ready-to-run BMTK/SONATA folder (see :func:`nk_cliques_spec`)."""
+    return build_network(nk_cliques_spec, Path(out_dir), overwrite, compression, parameters)

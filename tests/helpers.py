@@ -1,0 +1,20 @@
+"""Helpers shared by the tests: run a built network as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bmtk_scaling.analysis import read_spikes
+from bmtk_scaling.mpi_env import configure_neuron_environment
+
+
+def run_network(network_dir: Path, config: str = "simulation_config.json", timeout: float = 600):
+    """Simulate a built network with its own run_bionet.py in a fresh process; return its spikes."""
+    env = configure_neuron_environment(dict(os.environ))
+    proc = subprocess.run([sys.executable, "run_bionet.py", config], cwd=network_dir, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return read_spikes(network_dir / "output" / "spikes.h5")
