@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -87,6 +88,89 @@ def _register_build_command(key: str) -> None:
 
 for _key in NETWORK_HELP:
     _register_build_command(_key)
+
+
+@main.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--engine", type=click.Choice(["neuron", "coreneuron"], case_sensitive=False),
+              help="SONATA target_simulator")
+@click.option("--gpu/--no-gpu", default=None, help="CoreNEURON on GPUs (checked before the config is written)")
+@click.option("--cell-permute", type=click.IntRange(0, 2), help="CoreNEURON cell permutation (GPU default 2)")
+@click.option("--file-mode/--no-file-mode", default=None, help="CoreNEURON reads the model from files")
+@click.option("--threads", type=click.IntRange(min=1), help="threads per rank")
+@click.option("--neuron-loop", type=click.Choice(["psolve", "bmtk"]),
+              help="NEURON time loop: psolve, or bmtk's stock h.run with a Python call per step")
+@click.option("--partition", type=click.Path(path_type=Path), help="node -> rank map file")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="the new config (never the input)")
+@click.option("--overwrite", is_flag=True, help="replace --out if it exists")
+def configure(config: Path, engine, gpu, cell_permute, file_mode, threads, neuron_loop, partition, out: Path,
+              overwrite: bool) -> None:
+    """Write a new simulation config with engine (and partition) switches set."""
+    from bmtk_scaling.configure import derive_config, load_config, write_config
+
+    if gpu and (engine or load_config(config).get("target_simulator", "NEURON")).upper() != "CORENEURON":
+        raise ValueError("--gpu needs the CoreNEURON engine: add --engine coreneuron")
+    if gpu:
+        from bmtk_scaling.gpu import require_gpu_support
+
+        require_gpu_support()
+    part = None
+    if partition is not None:
+        if not partition.is_file():
+            raise ValueError(f"partition file {partition} not found")
+        # Relative paths in a SONATA config are taken against the config's own folder.
+        part = "./" + os.path.relpath(partition.absolute(), out.absolute().parent)
+    new = derive_config(load_config(config), engine=engine, gpu=gpu, cell_permute=cell_permute, file_mode=file_mode,
+                        nthread=threads, neuron_loop=neuron_loop, partition=part)
+    written = write_config(new, config, out, overwrite=overwrite)
+    click.echo(f"wrote {written} (target_simulator {new.get('target_simulator', 'NEURON')})")
+
+
+@main.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--ranks", type=click.IntRange(min=1), default=1, show_default=True, help="MPI ranks")
+@click.option("--timeout", type=float, default=3600.0, show_default=True, help="seconds before the run is stopped")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="write the measurements here")
+def run(config: Path, ranks: int, timeout: float, json_out: Path | None) -> None:
+    """Run a simulation config under mpiexec and report time, memory, balance and spikes."""
+    import json
+
+    from bmtk_scaling.atomic_output import write_text_atomic
+    from bmtk_scaling.runner import RunFailed, result_to_dict, run_config
+
+    try:
+        result = run_config(config, ranks, timeout=timeout)
+    except RunFailed as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+    s = result.summary
+    for key, val in s.items():
+        click.echo(f"  {key:<18} {val:.3f}" if isinstance(val, float) else f"  {key:<18} {val}")
+    click.echo(f"  spikes file        {result.spikes_file}")
+    if json_out:
+        write_text_atomic(json_out, json.dumps(result_to_dict(result), indent=2) + "\n")
+        click.echo(f"wrote {json_out}")
+
+
+@main.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--ranks", type=click.IntRange(min=1), default=1, show_default=True, help="MPI ranks")
+@click.option("--out", type=click.Path(path_type=Path), help="results folder [default: NETWORK/compare_<R>ranks]")
+@click.option("--overwrite", is_flag=True, help="replace a non-empty results folder")
+@click.option("--timeout", type=float, default=3600.0, show_default=True, help="seconds per run")
+def compare(config: Path, ranks: int, out: Path | None, overwrite: bool, timeout: float) -> None:
+    """Run CONFIG on stock BMTK-NEURON, NEURON psolve and CoreNEURON; compare time, memory and spikes."""
+    from bmtk_scaling.compare import compare_engines, format_table
+    from bmtk_scaling.runner import RunFailed
+
+    try:
+        report = compare_engines(config, ranks, out_dir=out, overwrite=overwrite, timeout=timeout,
+                                 progress=lambda msg: click.echo(msg, err=True))
+    except RunFailed as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+    click.echo(format_table(report))
+    click.echo(f"wrote compare.json, compare.csv, compare.png to {report['out_dir']}")
 
 
 @main.command()

@@ -7,6 +7,7 @@ other section. The engine is SONATA's own ``target_simulator`` ("NEURON" or "COR
     "target_simulator": "CORENEURON",
     "bmtk_scaling": {
         "partition": "$BASE_DIR/partitions/metis_2.h5",     # node -> rank map file (optional)
+        "neuron_loop": "psolve",                           # or "bmtk": stock h.run with a Python call per step
         "coreneuron": {"gpu": false, "cell_permute": 0, "file_mode": false, "nthread": 1, "verbose": 1}
     }
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 SECTION = "bmtk_scaling"
 ENGINES = ("NEURON", "CORENEURON")
+NEURON_LOOPS = ("psolve", "bmtk")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class PluginSettings:
 
     engine: str = "NEURON"
     partition: Path | None = None
+    neuron_loop: str = "psolve"
     coreneuron: CoreNeuronOptions = field(default_factory=CoreNeuronOptions)
 
 
@@ -47,13 +50,18 @@ def read_settings(config: dict[str, Any]) -> PluginSettings:
     section = config.get(SECTION) or {}
     if not isinstance(section, dict):
         raise ValueError(f"the {SECTION!r} section of the simulation config must be an object")
-    unknown = set(section) - {"partition", "coreneuron"}
+    unknown = set(section) - {"partition", "coreneuron", "neuron_loop"}
     if unknown:
         raise ValueError(f"unknown keys in the {SECTION!r} section: {sorted(unknown)}")
     opts = section.get("coreneuron") or {}
     known = set(CoreNeuronOptions.__dataclass_fields__)
     if set(opts) - known:
         raise ValueError(f"unknown CoreNEURON options {sorted(set(opts) - known)}; known: {sorted(known)}")
+    loop = section.get("neuron_loop", "psolve")
+    if loop not in NEURON_LOOPS:
+        raise ValueError(f"neuron_loop must be one of {NEURON_LOOPS}, got {loop!r}")
+    if loop == "bmtk" and engine == "CORENEURON":
+        raise ValueError("neuron_loop 'bmtk' (stock h.run) cannot run on CoreNEURON; use 'psolve'")
     partition = section.get("partition")
-    return PluginSettings(engine=engine, partition=Path(partition) if partition else None,
+    return PluginSettings(engine=engine, partition=Path(partition) if partition else None, neuron_loop=loop,
                           coreneuron=CoreNeuronOptions(**opts))

@@ -1,47 +1,124 @@
 """Run a SONATA simulation config with BMTK's bionet (the body of every generated ``run_bionet.py``).
 
-Order matters: MPI must be initialised before ``bmtk.simulator.bionet`` is imported (bmtk reads the
-rank count at import time), and NEURON must be told where the MPI library is before it is imported.
+Order matters: NEURON must be told where the MPI library is before it is imported, and MPI must be
+initialised before ``bmtk.simulator.bionet`` is imported (bmtk reads the rank count at import time).
+The network and simulator are the plugin's subclasses of bionet's, so everything the config says
+(engine, partition) is honoured without editing this script.
+
+Options used by the runner (``bmtk-scaling run``): ``--expect-ranks`` makes NEURON's silent serial
+fallback an error, ``--metrics`` writes per-rank timings and memory, ``--status-dir`` leaves one small
+file per rank naming its current phase so a hung run can be reported rank by rank.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import sys
+import time
+import traceback
 from pathlib import Path
 
+from bmtk_scaling.atomic_output import write_text_atomic
 from bmtk_scaling.mpi_env import configure_neuron_environment
 
+FAILURE_TAG = "bmtk-scaling rank"
 
-def run_bionet(config: Path) -> None:
+
+class _RankStatus:
+    """Phase of this rank, written to ``<dir>/rank<k>.status`` (nothing when no directory is given)."""
+
+    def __init__(self, directory: Path | None, rank: int) -> None:
+        self.path = Path(directory) / f"rank{rank}.status" if directory else None
+
+    def set(self, phase: str) -> None:
+        if self.path is not None:
+            write_text_atomic(self.path, phase + "\n")
+
+
+def run_bionet(config: Path, metrics: Path | None = None, expect_ranks: int | None = None,
+               status_dir: Path | None = None) -> None:
     """Build the network of ``config`` with bionet and simulate it (one MPI rank or many)."""
+    t_start = time.perf_counter()
     configure_neuron_environment()
     # SONATA resolves relative paths against the config's folder, bmtk against the working directory.
     config = Path(config).absolute()
+    metrics = Path(metrics).absolute() if metrics else None
+    status_dir = Path(status_dir).absolute() if status_dir else None
     os.chdir(config.parent)
     from neuron import h
 
     h.nrnmpi_init()
+    pc = h.ParallelContext()
+    rank, nhost = int(pc.id()), int(pc.nhost())
+    status = _RankStatus(status_dir, rank)
+    status.set("starting")
+    if expect_ranks is not None and nhost != expect_ranks:
+        raise RuntimeError(
+            f"NEURON sees {nhost} rank(s) but {expect_ranks} were launched: it did not load MPI and fell back "
+            f"to serial (MPI_LIB_NRN_PATH={os.environ.get('MPI_LIB_NRN_PATH')!r})"
+        )
     from bmtk.simulator import bionet
 
     import bmtk_scaling.cell_drive  # noqa: F401  (registers the attach_drive cell processor)
+    from bmtk_scaling.engine import ScalingBioSimulator
+    from bmtk_scaling.sim_config import resolved_for_bmtk
 
-    conf = bionet.Config.from_json(str(config), validate=True)
+    conf = bionet.Config.from_dict(resolved_for_bmtk(config), validate=True)
     conf.build_env()
+    t_loaded = time.perf_counter()
+    status.set("building")
     net = bionet.BioNetwork.from_config(conf)
-    sim = bionet.BioSimulator.from_config(conf, network=net)
+    sim = ScalingBioSimulator.from_config(conf, network=net)
+    t_built = time.perf_counter()
+    status.set("simulating")
     sim.run()
+    t_end = time.perf_counter()
+    status.set("done")
+
+    local_cells = net.get_local_cells()
+    mine = {
+        "rank": rank,
+        "load_s": t_loaded - t_start,
+        "build_s": t_built - t_loaded,
+        **{f"{k}_s": v for k, v in sim.timings.items()},
+        "total_s": t_end - t_start,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "cells": len(local_cells),
+        "netcons": sum(len(cell.netcons) for cell in local_cells.values()),
+        **sim.rank_load(),
+    }
+    gathered = pc.py_allgather(mine)
+    if rank == 0 and metrics is not None:
+        summary = {"engine": sim.settings.engine, "neuron_loop": sim.settings.neuron_loop,
+                   "psolve": sim.uses_psolve, "nhost": nhost, "ranks": sorted(gathered, key=lambda m: m["rank"])}
+        write_text_atomic(metrics, json.dumps(summary, indent=2) + "\n")
+    pc.barrier()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="run_bionet.py", description=__doc__)
+    parser = argparse.ArgumentParser(prog="run_bionet.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", type=Path, help="SONATA simulation config (simulation_config.json)")
+    parser.add_argument("--metrics", type=Path, help="write per-rank timings and memory to this JSON file")
+    parser.add_argument("--expect-ranks", type=int, help="fail unless NEURON sees exactly this many MPI ranks")
+    parser.add_argument("--status-dir", type=Path, help="folder for per-rank phase files")
     args = parser.parse_args(argv)
     if not args.config.is_file():
         print(f"error: simulation config {args.config} not found", file=sys.stderr)
         return 2
-    run_bionet(args.config)
+    try:
+        run_bionet(args.config, metrics=args.metrics, expect_ranks=args.expect_ranks, status_dir=args.status_dir)
+    except Exception as err:  # one line the runner can attribute to this rank, then the traceback
+        rank = os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))
+        print(f"{FAILURE_TAG} {rank}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        traceback.print_exc()
+        sys.stderr.flush()
+        if args.status_dir:
+            _RankStatus(args.status_dir, int(rank)).set(f"failed: {type(err).__name__}: {err}")
+        os._exit(1)  # exit now: other ranks may be blocked in a collective; mpiexec stops them
     return 0
 
 

@@ -1,0 +1,104 @@
+"""Write a new simulation config with the engine switches (and a partition) set; never edit in place.
+
+The result stays a valid SONATA simulation config: SONATA's own ``target_simulator`` selects the
+engine, our options live in the ``bmtk_scaling`` section, and libsonata still parses it (checked).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from bmtk_scaling.atomic_output import write_text_atomic
+from bmtk_scaling.plugin_config import ENGINES, SECTION, CoreNeuronOptions, read_settings
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"simulation config {path} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+
+
+def derive_config(
+    config: dict[str, Any],
+    *,
+    engine: str | None = None,
+    gpu: bool | None = None,
+    cell_permute: int | None = None,
+    file_mode: bool | None = None,
+    nthread: int | None = None,
+    neuron_loop: str | None = None,
+    partition: str | None = None,
+    output_dir: str | None = None,
+) -> dict[str, Any]:
+    """A copy of ``config`` with the given switches set (None leaves a setting as it is)."""
+    new = copy.deepcopy(config)
+    if engine is not None:
+        if engine.upper() not in ENGINES:
+            raise ValueError(f"engine must be one of {[e.lower() for e in ENGINES]}, got {engine!r}")
+        new["target_simulator"] = engine.upper()
+    section = new.setdefault(SECTION, {})
+    core = dict(section.get("coreneuron") or {})
+    for key, value in (("gpu", gpu), ("cell_permute", cell_permute), ("file_mode", file_mode),
+                       ("nthread", nthread)):
+        if value is not None:
+            core[key] = value
+    if core.get("gpu") and "cell_permute" not in core:
+        core["cell_permute"] = 2  # the layout CoreNEURON's GPU kernels want
+    if core.get("cell_permute", 0) not in (0, 1, 2):
+        raise ValueError(f"cell_permute must be 0, 1 or 2, got {core['cell_permute']!r}")
+    if core.get("nthread", 1) < 1:
+        raise ValueError(f"threads must be >= 1, got {core['nthread']!r}")
+    if core:
+        section["coreneuron"] = {**CoreNeuronOptions().__dict__, **core}
+    if neuron_loop is not None:
+        section["neuron_loop"] = neuron_loop
+    if partition is not None:
+        section["partition"] = partition
+    if not section:
+        del new[SECTION]
+    if output_dir is not None:
+        new.setdefault("manifest", {})["$OUTPUT_DIR"] = output_dir
+        new.setdefault("output", {})["output_dir"] = "$OUTPUT_DIR"
+    read_settings(new)  # validates the combination (e.g. neuron_loop 'bmtk' on CoreNEURON)
+    return new
+
+
+def rebase_manifest(config: dict[str, Any], source_dir: Path, dest_dir: Path) -> dict[str, Any]:
+    """Keep ``$BASE_DIR`` pointing at the network when the config is written to another folder."""
+    base = config.get("manifest", {}).get("$BASE_DIR", ".")
+    if Path(base).is_absolute() or source_dir.resolve() == dest_dir.resolve():
+        return config
+    new = copy.deepcopy(config)
+    new["manifest"]["$BASE_DIR"] = os.path.relpath((source_dir / base).resolve(), dest_dir.resolve())
+    return new
+
+
+def write_config(config: dict[str, Any], source: Path, out: Path, overwrite: bool = False) -> Path:
+    """Write a derived config to ``out`` (atomically), checking that libsonata parses it."""
+    out = Path(out)
+    if out.resolve() == Path(source).resolve():
+        raise ValueError(f"--out {out} is the input config: configure writes a new config, choose another name")
+    if out.exists() and not overwrite:
+        raise ValueError(f"{out} exists: choose another --out, or pass --overwrite")
+    data = rebase_manifest(config, Path(source).parent, out.parent)
+    text = json.dumps(data, indent=2) + "\n"
+    _check_libsonata(text, out)
+    write_text_atomic(out, text)
+    return out
+
+
+def _check_libsonata(text: str, out: Path) -> None:
+    import libsonata
+
+    try:
+        libsonata.SimulationConfig(text, str(out.parent.resolve()))
+    except libsonata.SonataError as err:
+        raise ValueError(f"the new config would not be valid SONATA (libsonata: {err})") from err
