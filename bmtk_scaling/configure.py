@@ -90,15 +90,20 @@ def write_config(config: dict[str, Any], source: Path, out: Path, overwrite: boo
         raise ValueError(f"{out} exists: choose another --out, or pass --overwrite")
     data = rebase_manifest(config, Path(source).parent, out.parent)
     text = json.dumps(data, indent=2) + "\n"
-    _check_libsonata(text, out)
+    problem = _libsonata_problem(text, out.parent)
+    if problem and not _libsonata_problem(Path(source).read_text(), Path(source).parent):
+        raise ValueError(f"the new config would not be valid SONATA (libsonata: {problem})")
+    # A source config that libsonata already rejects (e.g. bmtk-only input modules) is passed through as is.
     write_text_atomic(out, text)
     return out
 
 
-def _check_libsonata(text: str, out: Path) -> None:
+def _libsonata_problem(text: str, base: Path) -> str | None:
+    """libsonata's objection to a simulation config, or None if it parses."""
     import libsonata
 
     try:
-        libsonata.SimulationConfig(text, str(out.parent.resolve()))
-    except libsonata.SonataError as err:
-        raise ValueError(f"the new config would not be valid SONATA (libsonata: {err})") from err
+        libsonata.SimulationConfig(text, str(Path(base).resolve()))
+    except (libsonata.SonataError, RuntimeError) as err:
+        return str(err)
+    return None

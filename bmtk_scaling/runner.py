@@ -145,16 +145,25 @@ def _unfinished_ranks(status_dir: Path, ranks: int) -> str:
 
 
 def _failure_message(config: Path, ranks: int, code: int, out: str, err: str, status_dir: Path) -> str:
-    tagged = re.findall(rf"^{re.escape(FAILURE_TAG)} (\d+): (.*)$", err, flags=re.MULTILINE)
-    if tagged:
-        first: dict[str, str] = {}
-        for rank, cause in tagged:
-            first.setdefault(rank, cause)
-        causes = "; ".join(f"rank {r}: {c}" for r, c in sorted(first.items(), key=lambda x: int(x[0])))
-        return f"{config.name} on {ranks} rank(s) failed (exit {code}): {causes}"
+    causes = _causes_by_rank(out + "\n" + err)
+    if causes:
+        named = "; ".join(f"rank {r}: {c}" for r, c in sorted(causes.items()))
+        return f"{config.name} on {ranks} rank(s) failed (exit {code}): {named}"
     phases = _rank_phases(status_dir, ranks)
     dead = ", ".join(f"rank {k} ({p})" for k, p in phases.items() if p != "done") or "unknown rank"
     return f"{config.name} on {ranks} rank(s) failed (exit {code}); unfinished: {dead}\n{_tail(out + err)}"
+
+
+def _causes_by_rank(text: str) -> dict[int, str]:
+    """First error each rank reported: our own tagged line, a hoc error (NEURON prefixes the rank under MPI,
+    then calls MPI_Abort), or MPI's abort notice."""
+    causes: dict[int, str] = {}
+    patterns = (rf"^{re.escape(FAILURE_TAG)} (\d+): (.*)$", r"^(\d+) NEURON: (.*)$",
+                r"^Abort\(.*?\) on node \d+ \(rank (\d+) in comm \d+\): (.*)$")
+    for pattern in patterns:
+        for rank, cause in re.findall(pattern, text, flags=re.MULTILINE):
+            causes.setdefault(int(rank), cause.strip())
+    return causes
 
 
 def _tail(text: str, lines: int = 20) -> str:
