@@ -100,11 +100,13 @@ for _key in NETWORK_HELP:
 @click.option("--threads", type=click.IntRange(min=1), help="threads per rank")
 @click.option("--neuron-loop", type=click.Choice(["psolve", "bmtk"]),
               help="NEURON time loop: psolve, or bmtk's stock h.run with a Python call per step")
+@click.option("--synapses", type=click.Choice(["shared", "per_edge", "bmtk"]),
+              help="synapse instantiation: one per cell and type (shared), one per edge, or bmtk's own")
 @click.option("--partition", type=click.Path(path_type=Path), help="node -> rank map file")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="the new config (never the input)")
 @click.option("--overwrite", is_flag=True, help="replace --out if it exists")
-def configure(config: Path, engine, gpu, cell_permute, file_mode, threads, neuron_loop, partition, out: Path,
-              overwrite: bool) -> None:
+def configure(config: Path, engine, gpu, cell_permute, file_mode, threads, neuron_loop, synapses, partition,
+              out: Path, overwrite: bool) -> None:
     """Write a new simulation config with engine (and partition) switches set."""
     from bmtk_scaling.configure import derive_config, load_config, write_config
 
@@ -121,7 +123,7 @@ def configure(config: Path, engine, gpu, cell_permute, file_mode, threads, neuro
         # Relative paths in a SONATA config are taken against the config's own folder.
         part = "./" + os.path.relpath(partition.absolute(), out.absolute().parent)
     new = derive_config(load_config(config), engine=engine, gpu=gpu, cell_permute=cell_permute, file_mode=file_mode,
-                        nthread=threads, neuron_loop=neuron_loop, partition=part)
+                        nthread=threads, neuron_loop=neuron_loop, synapses=synapses, partition=part)
     written = write_config(new, config, out, overwrite=overwrite)
     click.echo(f"wrote {written} (target_simulator {new.get('target_simulator', 'NEURON')})")
 

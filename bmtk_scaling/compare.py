@@ -24,7 +24,7 @@ from bmtk_scaling.configure import derive_config, load_config, write_config
 from bmtk_scaling.runner import result_to_dict, run_config
 
 VARIANTS = (
-    ("bmtk_neuron", "stock BMTK-NEURON", {"engine": "neuron", "neuron_loop": "bmtk"}),
+    ("bmtk_neuron", "stock BMTK-NEURON", {"engine": "neuron", "neuron_loop": "bmtk", "synapses": "bmtk"}),
     ("neuron_psolve", "NEURON psolve", {"engine": "neuron", "neuron_loop": "psolve"}),
     ("coreneuron", "CoreNEURON", {"engine": "coreneuron", "neuron_loop": "psolve"}),
 )

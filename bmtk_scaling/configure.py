@@ -35,6 +35,7 @@ def derive_config(
     file_mode: bool | None = None,
     nthread: int | None = None,
     neuron_loop: str | None = None,
+    synapses: str | None = None,
     partition: str | None = None,
     output_dir: str | None = None,
 ) -> dict[str, Any]:
@@ -60,6 +61,8 @@ def derive_config(
         section["coreneuron"] = {**CoreNeuronOptions().__dict__, **core}
     if neuron_loop is not None:
         section["neuron_loop"] = neuron_loop
+    if synapses is not None:
+        section["synapses"] = synapses
     if partition is not None:
         section["partition"] = partition
     if not section:

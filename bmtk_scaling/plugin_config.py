@@ -8,6 +8,7 @@ other section. The engine is SONATA's own ``target_simulator`` ("NEURON" or "COR
     "bmtk_scaling": {
         "partition": "$BASE_DIR/partitions/metis_2.h5",     # node -> rank map file (optional)
         "neuron_loop": "psolve",                           # or "bmtk": stock h.run with a Python call per step
+        "synapses": "shared",                              # or "per_edge", or "bmtk" (see lean_edges.py)
         "coreneuron": {"gpu": false, "cell_permute": 0, "file_mode": false, "nthread": 1, "verbose": 1}
     }
 """
@@ -21,6 +22,7 @@ from typing import Any
 SECTION = "bmtk_scaling"
 ENGINES = ("NEURON", "CORENEURON")
 NEURON_LOOPS = ("psolve", "bmtk")
+SYNAPSE_MODES = ("shared", "per_edge", "bmtk")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class PluginSettings:
     engine: str = "NEURON"
     partition: Path | None = None
     neuron_loop: str = "psolve"
+    synapses: str = "shared"
     coreneuron: CoreNeuronOptions = field(default_factory=CoreNeuronOptions)
 
 
@@ -50,7 +53,7 @@ def read_settings(config: dict[str, Any]) -> PluginSettings:
     section = config.get(SECTION) or {}
     if not isinstance(section, dict):
         raise ValueError(f"the {SECTION!r} section of the simulation config must be an object")
-    unknown = set(section) - {"partition", "coreneuron", "neuron_loop"}
+    unknown = set(section) - {"partition", "coreneuron", "neuron_loop", "synapses"}
     if unknown:
         raise ValueError(f"unknown keys in the {SECTION!r} section: {sorted(unknown)}")
     opts = section.get("coreneuron") or {}
@@ -62,6 +65,9 @@ def read_settings(config: dict[str, Any]) -> PluginSettings:
         raise ValueError(f"neuron_loop must be one of {NEURON_LOOPS}, got {loop!r}")
     if loop == "bmtk" and engine == "CORENEURON":
         raise ValueError("neuron_loop 'bmtk' (stock h.run) cannot run on CoreNEURON; use 'psolve'")
+    synapses = section.get("synapses", "shared")
+    if synapses not in SYNAPSE_MODES:
+        raise ValueError(f"synapses must be one of {SYNAPSE_MODES}, got {synapses!r}")
     partition = section.get("partition")
     return PluginSettings(engine=engine, partition=Path(partition) if partition else None, neuron_loop=loop,
-                          coreneuron=CoreNeuronOptions(**opts))
+                          synapses=synapses, coreneuron=CoreNeuronOptions(**opts))

@@ -64,13 +64,15 @@ def run_bionet(config: Path, metrics: Path | None = None, expect_ranks: int | No
 
     import bmtk_scaling.cell_drive  # noqa: F401  (registers the attach_drive cell processor)
     from bmtk_scaling.engine import ScalingBioSimulator
+    from bmtk_scaling.network import ScalingBioNetwork
     from bmtk_scaling.sim_config import resolved_for_bmtk
 
     conf = bionet.Config.from_dict(resolved_for_bmtk(config), validate=True)
     conf.build_env()
     t_loaded = time.perf_counter()
+    rss_loaded = _current_rss_mib()
     status.set("building")
-    net = bionet.BioNetwork.from_config(conf)
+    net = ScalingBioNetwork.from_config(conf)
     sim = ScalingBioSimulator.from_config(conf, network=net)
     t_built = time.perf_counter()
     status.set("simulating")
@@ -78,7 +80,7 @@ def run_bionet(config: Path, metrics: Path | None = None, expect_ranks: int | No
     t_end = time.perf_counter()
     status.set("done")
 
-    local_cells = net.get_local_cells()
+    netcons, synapse_objects = net.connection_counts()
     mine = {
         "rank": rank,
         "load_s": t_loaded - t_start,
@@ -86,8 +88,10 @@ def run_bionet(config: Path, metrics: Path | None = None, expect_ranks: int | No
         **{f"{k}_s": v for k, v in sim.timings.items()},
         "total_s": t_end - t_start,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
-        "cells": len(local_cells),
-        "netcons": sum(len(cell.netcons) for cell in local_cells.values()),
+        "rss_before_build_mib": rss_loaded,
+        "cells": len(net.get_local_cells()),
+        "netcons": netcons,
+        "synapse_objects": synapse_objects,
         **sim.rank_load(),
     }
     gathered = pc.py_allgather(mine)
@@ -96,6 +100,14 @@ def run_bionet(config: Path, metrics: Path | None = None, expect_ranks: int | No
                    "psolve": sim.uses_psolve, "nhost": nhost, "ranks": sorted(gathered, key=lambda m: m["rank"])}
         write_text_atomic(metrics, json.dumps(summary, indent=2) + "\n")
     pc.barrier()
+
+
+def _current_rss_mib() -> float:
+    """Resident memory now (Linux), to separate the model's memory from the interpreter's."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
