@@ -79,19 +79,39 @@ def read_afferent_edges(edges_file: Path, edge_types_file: Path, local_targets: 
             src_pop = _attr(pop["source_node_id"], "node_population")
             if trg_pop not in local_targets:
                 continue
-            targets = pop["target_node_id"][()]
-            keep = np.isin(targets, local_targets[trg_pop])
-            idx = np.nonzero(keep)[0]
-            type_ids = pop["edge_type_id"][()][idx]
-            group_ids = pop["edge_group_id"][()][idx]
-            group_index = pop["edge_group_index"][()][idx]
+            cols = _local_columns(pop, local_targets[trg_pop])
+            type_ids, group_ids, group_index = cols["edge_type_id"], cols["edge_group_id"], cols["edge_group_index"]
             weights = _column(pop, types, "syn_weight", type_ids, group_ids, group_index)
             delays = _column(pop, types, "delay", type_ids, group_ids, group_index)
             nsyns = _column(pop, types, "nsyns", type_ids, group_ids, group_index, default=1).astype(np.int64)
             _check_supported(pop, types, np.unique(type_ids), name)
-            out.append(AfferentEdges(name, src_pop, trg_pop, pop["source_node_id"][()][idx], targets[idx],
+            out.append(AfferentEdges(name, src_pop, trg_pop, cols["source_node_id"], cols["target_node_id"],
                                      type_ids, weights, delays, nsyns, types))
     return out
+
+
+_READ_BLOCK = 4_000_000  # rows per read: bounds the transient memory of scanning a large edge file
+_COLUMNS = ("source_node_id", "target_node_id", "edge_type_id", "edge_group_id", "edge_group_index")
+
+
+def _local_columns(pop, local_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """The edge-table columns of the rows whose target is in ``local_ids``, read block by block in file order."""
+    member = np.zeros(int(local_ids.max(initial=0)) + 1, dtype=bool)
+    member[local_ids] = True
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in _COLUMNS}
+    n_rows = pop["target_node_id"].shape[0]
+    for start in range(0, n_rows, _READ_BLOCK):
+        stop = min(start + _READ_BLOCK, n_rows)
+        targets = pop["target_node_id"][start:stop].astype(np.int64)
+        keep = np.zeros(targets.size, dtype=bool)
+        inside = targets < member.size
+        keep[inside] = member[targets[inside]]
+        if not keep.any():
+            continue
+        for col in _COLUMNS:
+            values = targets if col == "target_node_id" else pop[col][start:stop]
+            parts[col].append(values[keep].astype(np.int64))
+    return {c: np.concatenate(v) if v else np.empty(0, dtype=np.int64) for c, v in parts.items()}
 
 
 def _attr(ds, key: str) -> str:
