@@ -1,0 +1,304 @@
+"""CoreNEURON file mode: NEURON writes the model, lets go of it, and CoreNEURON runs it from the files.
+
+Why: CoreNEURON's online (in-memory) mode keeps NEURON's copy of the model beside CoreNEURON's, so
+peak memory is their sum. Here the two copies never coexist in full: peak memory is about the larger
+of the two (see the project's notes for the measured table).
+
+Route used (in-process, every MPI rank of the NEURON run, NEURON 9.0.2), :func:`run_file_mode`:
+
+1. ``h.finitialize(v_init)`` then ``pc.nrncore_write(dat_dir)`` (collective): one ``<group>_1.dat``,
+   ``<group>_2.dat`` per rank, plus ``files.dat``, ``bbcore_mech.dat``, ``globals.dat``. No
+   ``cache_efficient``/``set_maxstep`` is needed (NEURON 9 data are always cache efficient; the
+   exchange interval comes from ``--mindelay``, capped by the smallest NetCon delay in the files).
+2. :func:`release_neuron_model` drops every Python reference to sections, point processes, NetCons
+   and cell templates reachable from the simulator, so NEURON frees them; the allocator then reuses
+   that memory for CoreNEURON's copy. Deleting a cell also removes its gid from NEURON's tables, so
+   nothing NEURON-side (``pc.spike_record``, ``psolve``) works on this model afterwards.
+3. ``coreneuron.file_mode = True`` then ``pc.nrncore_run("--datpath D ... --skip-write-model-to-disk")``.
+   ``--skip-write-model-to-disk`` makes CoreNEURON read the files instead of NEURON's (freed) memory,
+   run its own ``finitialize`` (``--voltage v_init`` then every INITIAL block, as NEURON's
+   ``finitialize(v_init)`` does) and write spikes to ``<out>/out.dat`` (one file, written collectively
+   over MPI). Without ``file_mode = True`` the same call reads through NEURON's in-memory callbacks
+   and segfaults (in ``nrnthread_dat1``). MPI and the MPI library are passed on by NEURON itself.
+4. :func:`read_out_dat` returns the spikes as exact doubles (see below); each rank keeps its own cells'.
+
+Spike times: out.dat holds ``"%.8g\\t%d"``, which loses digits (207.900000000113 becomes 207.9).
+NEURON and CoreNEURON stamp a threshold crossing at ``t + 1e-10`` where ``t`` is accumulated by two
+half-step additions per fixed step, so the printed value identifies its step uniquely and
+:func:`exact_spike_times` rebuilds the very double NEURON's ``psolve`` records (checked, never assumed:
+a time off that grid is an error). This holds for cells with a threshold detector (every bionet
+biophysical cell), a run starting at t = 0 and ``tstop < dt * 5e6``.
+
+Out of process (the other route, :func:`standalone_command`): the NEURON ranks write the files and
+exit, then ``mpiexec -n R <mech>/x86_64/special-core --mpi --mpi-lib <neuron>/.data/lib/
+libcorenrnmpi_mpich.so --datpath ...`` runs them. The wheel's ``libcorenrnmpi_mpich.so`` does not link
+``libmpi``: without ``LD_PRELOAD=<venv>/lib/libmpi.so.12`` it aborts with "undefined symbol:
+MPI_Allgather". It gives the same spikes; it is there for runs that must not keep a NEURON process.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
+
+import numpy as np
+import pandas as pd
+
+from bmtk_scaling.mechanisms import corenrn_library, export_coreneuron_library
+
+__all__ = [
+    "SPIKE_TEPS",
+    "coreneuron_arguments",
+    "exact_spike_times",
+    "read_out_dat",
+    "release_neuron_model",
+    "run_file_mode",
+    "standalone_command",
+    "write_model",
+]
+
+log = logging.getLogger(__name__)
+
+SPIKE_TEPS = 1e-10  # NEURON/CoreNEURON stamp a threshold crossing at t + teps (PreSyn::send(nt->_t + teps))
+_PRINTED_REL_ERR = 5.000001e-8  # "%.8g" keeps 8 significant digits
+# hoc classes that are not part of the model: dropping them frees nothing and may break later code.
+_NOT_MODEL = frozenset({"Vector", "ParallelContext", "CVode", "File", "StringFunctions", "Timer", "Random",
+                        "Matrix", "Deck", "Graph", "VBox", "HBox"})
+
+
+def _hoc():
+    from neuron import h
+
+    return h, h.ParallelContext()
+
+
+@functools.cache
+def _neuron_types() -> tuple[type, type, type]:
+    from neuron import hoc, nrn  # imported here so that reading spikes needs no NEURON
+
+    return hoc.HocObject, nrn.Section, nrn.Segment
+
+
+def _is_model_object(value: object) -> bool:
+    """A NEURON section, segment or hoc object instance that belongs to the model (not a Vector etc.)."""
+    hoc_object, section, segment = _neuron_types()
+    if isinstance(value, section | segment):
+        return True
+    if isinstance(value, hoc_object) and not isinstance(value, type):
+        try:
+            name = value.hname()
+        except (RuntimeError, TypeError, AttributeError):  # pointers (_ref_v) and other non-objects
+            return False
+        cls, bracket, _ = name.partition("[")
+        return bool(bracket) and cls not in _NOT_MODEL
+    if isinstance(value, np.ndarray) and value.dtype == object and value.size:
+        return _is_model_object(value.flat[0])
+    if isinstance(value, tuple | frozenset):
+        return any(_is_model_object(item) for item in value)
+    return False
+
+
+_SKIP_TYPES = (type, ModuleType, FunctionType, BuiltinFunctionType, MethodType, str, bytes, int, float, complex,
+               bool, np.ndarray, np.generic, pd.DataFrame, pd.Series, pd.Index)
+
+
+def release_neuron_model(*roots: object, keep: Iterable[object] = ()) -> dict[str, int]:
+    """Drop the model's NEURON objects reachable from ``roots`` so NEURON frees them; return what is left.
+
+    Walks attributes, lists, dicts and sets (not modules, classes, functions, numpy or pandas data)
+    and removes sections, segments, point processes, NetCons, cell templates and hoc Lists of them,
+    in place: the Python objects (cells, network, simulator) survive, emptied of NEURON objects.
+    Vectors (spike recordings) stay. Objects in ``keep`` are neither walked nor emptied. Whatever is
+    still alive afterwards is held elsewhere (e.g. a local variable); it is counted and logged.
+    """
+    h, _ = _hoc()
+    skip = (*_SKIP_TYPES, *_neuron_types())
+    kept = {id(obj) for obj in keep}
+    seen: set[int] = set()
+    stack = [root for root in roots]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or id(obj) in kept or isinstance(obj, skip):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, list):
+            obj[:] = [item for item in obj if not _is_model_object(item)]
+            stack.extend(obj)
+        elif isinstance(obj, dict):
+            for key in [k for k, v in obj.items() if _is_model_object(k) or _is_model_object(v)]:
+                del obj[key]
+            stack.extend(obj.values())
+        elif isinstance(obj, set):
+            obj.difference_update([item for item in obj if _is_model_object(item)])
+            stack.extend(obj)
+        elif isinstance(obj, tuple | frozenset):
+            stack.extend(obj)
+        elif hasattr(obj, "__dict__"):
+            attrs = vars(obj)
+            for name in [n for n, v in attrs.items() if _is_model_object(v)]:
+                attrs[name] = None
+            stack.extend(v for v in attrs.values() if id(v) not in kept)
+    gc.collect()
+    left = {"sections": sum(1 for _ in h.allsec()), "netcons": int(h.List("NetCon").count())}
+    if any(left.values()):
+        log.warning("NEURON objects still referenced after release (memory not freed): %s", left)
+    return left
+
+
+def write_model(dat_dir: Path, v_init: float) -> Path:
+    """Initialise the built model and write it for CoreNEURON into ``dat_dir`` (collective on all ranks)."""
+    h, pc = _hoc()
+    dat_dir = Path(dat_dir).absolute()
+    if int(pc.id()) == 0:
+        shutil.rmtree(dat_dir, ignore_errors=True)  # stale files of a run with more ranks would be read
+        dat_dir.mkdir(parents=True)
+    pc.barrier()
+    h.finitialize(v_init)
+    pc.nrncore_write(str(dat_dir))
+    pc.barrier()
+    return dat_dir
+
+
+def _check_path(path: Path) -> str:
+    text = str(Path(path).absolute())
+    if any(c.isspace() for c in text):
+        raise ValueError(f"CoreNEURON splits its arguments on spaces; use a path without whitespace: {text!r}")
+    return text
+
+
+def coreneuron_arguments(dat_dir: Path, out_dir: Path, tstop: float, dt: float, v_init: float, celsius: float,
+                         verbose: int = 1, extra: Sequence[str] = ()) -> list[str]:
+    """CoreNEURON command-line options for a file-mode run (long forms: ``-v`` means both --voltage and
+    --version). Floats are written with ``repr`` so CoreNEURON parses exactly NEURON's values."""
+    return ["--datpath", _check_path(dat_dir), "--outpath", _check_path(out_dir), "--tstop", repr(float(tstop)),
+            "--dt", repr(float(dt)), "--celsius", repr(float(celsius)), "--voltage", repr(float(v_init)),
+            "--mindelay", "10", "--verbose", str(int(verbose)), *extra]
+
+
+def _time_grid(n_steps: int, dt: float) -> np.ndarray:
+    """t after each fixed step 0..n_steps, accumulated as NEURON and CoreNEURON do: t += dt/2 twice."""
+    halves = np.cumsum(np.full(2 * n_steps, 0.5 * dt))  # sequential sums, bit for bit as in C
+    return np.concatenate(([0.0], halves[1::2]))
+
+
+def exact_spike_times(printed: np.ndarray, dt: float) -> np.ndarray:
+    """The doubles behind out.dat's 8-digit spike times (see module docstring); ValueError if off the grid."""
+    printed = np.asarray(printed, dtype=np.float64)
+    if printed.size == 0:
+        return printed.copy()
+    tol = _PRINTED_REL_ERR * np.abs(printed) + 1e-12
+    if tol.max() >= dt / 4:
+        raise ValueError(f"spike times up to {printed.max():g} ms printed with 8 digits cannot be told apart "
+                         f"at dt = {dt:g} ms (needs t < dt * 5e6)")
+    steps = np.rint((printed - SPIKE_TEPS) / dt).astype(np.int64)
+    if steps.min() < 0:
+        raise ValueError(f"negative spike time in out.dat: {printed.min():g}")
+    grid = _time_grid(int(steps.max()) + 2, dt) + SPIKE_TEPS
+    candidates = grid[np.clip(steps[None, :] + np.array([[-1], [0], [1]]), 0, grid.size - 1)]
+    best = candidates[np.argmin(np.abs(candidates - printed), axis=0), np.arange(printed.size)]
+    off = np.abs(best - printed) > tol
+    if off.any():
+        bad = printed[off][:5]
+        raise ValueError(f"{int(off.sum())} spike time(s) are not threshold crossings on the dt = {dt:g} ms grid "
+                         f"(e.g. {bad.tolist()}): artificial-cell spikes or a run not starting at t = 0?")
+    return best
+
+
+def read_out_dat(path: Path, dt: float, gids: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """CoreNEURON's ``out.dat`` as (times, gids) arrays sorted by time then gid, times exact (see above).
+
+    ``gids`` keeps only those cells' spikes (e.g. this rank's cells, or the recorded ones: CoreNEURON
+    writes every gid with a spike detector, virtual input cells included).
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        return np.empty(0), np.empty(0, dtype=np.int64)
+    table = pd.read_csv(path, sep="\t", header=None, names=["t", "gid"], dtype={"t": np.float64, "gid": np.int64})
+    times, ids = table["t"].to_numpy(), table["gid"].to_numpy()
+    keep = ids >= 0
+    if gids is not None:
+        keep &= np.isin(ids, np.fromiter(gids, dtype=np.int64))
+    times = exact_spike_times(times[keep], dt)
+    ids = ids[keep]
+    order = np.lexsort((ids, times))
+    return times[order], ids[order]
+
+
+def run_file_mode(sim, tstop: float, dt: float, v_init: float, celsius: float, work_dir: Path, *,
+                  verbose: int = 1, extra_args: Sequence[str] = (), keep_files: bool = False,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Run a built bionet model on CoreNEURON from files; return this rank's cells' spikes (times, gids).
+
+    Call on every rank after the network is built (and spike recording set up), instead of
+    ``psolve``. The sequence and why are in the module docstring. ``sim`` is emptied of NEURON objects
+    (bmtk's ``SpikesMod.block`` re-arms ``pc.spike_record`` and so cannot run afterwards: pass the
+    returned spikes to the spike writer directly). ``work_dir`` must be the same folder on every rank;
+    its ``coredat`` and ``out`` subfolders are removed afterwards unless ``keep_files``.
+    """
+    from neuron import coreneuron
+
+    h, pc = _hoc()
+    rank = int(pc.id())
+    mech_dir = getattr(sim, "mechanisms_dir", None)
+    if mech_dir:
+        export_coreneuron_library(Path(mech_dir))  # before CoreNEURON's library is first loaded
+    work_dir = Path(work_dir).absolute()
+    out_dir = work_dir / "out"
+    local_gids = np.array(sorted(int(g) for g in sim.net.get_local_cells()), dtype=np.int64)
+
+    dat_dir = write_model(work_dir / "coredat", v_init)
+    left = release_neuron_model(sim)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    pc.barrier()
+    args = coreneuron_arguments(dat_dir, out_dir, tstop, dt, v_init, celsius, verbose, extra_args)
+    with coreneuron(file_mode=True):
+        pc.nrncore_run(" ".join([*args, "--skip-write-model-to-disk"]))
+    pc.barrier()
+    times, gids = read_out_dat(out_dir / "out.dat", dt, local_gids)
+    pc.barrier()
+    if rank == 0 and not keep_files:
+        shutil.rmtree(dat_dir, ignore_errors=True)
+        shutil.rmtree(out_dir, ignore_errors=True)
+    log.info("CoreNEURON file mode: %d spikes on rank %d (NEURON objects left: %s)", times.size, rank, left)
+    return times, gids
+
+
+def standalone_command(mech_dir: Path, dat_dir: Path, out_dir: Path, tstop: float, dt: float, v_init: float,
+                       celsius: float, ranks: int = 1, *, mpiexec: Path | None = None, verbose: int = 1,
+                       extra: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
+    """argv and environment to run files written by :func:`write_model` with ``special-core`` (no NEURON).
+
+    The files must have been written by as many NEURON ranks as ``ranks`` or fewer. Spikes land in
+    ``out_dir/out.dat``; read them with :func:`read_out_dat`.
+    """
+    from bmtk_scaling.mpi_env import find_mpi_library, mpiexec_path
+
+    core = Path(mech_dir) / corenrn_library(mech_dir).parent.name / "special-core"
+    if not core.is_file():
+        raise FileNotFoundError(f"{core} not found: compile the mechanisms with 'nrnivmodl -coreneuron'")
+    argv = [str(core), *coreneuron_arguments(dat_dir, out_dir, tstop, dt, v_init, celsius, verbose, extra)]
+    env = dict(os.environ)
+    if ranks > 1:
+        import neuron
+
+        mpi = find_mpi_library()
+        if mpi is None:
+            raise FileNotFoundError("no libmpi in this environment (pip install mpich)")
+        lib = Path(neuron.__file__).parent / ".data" / "lib" / f"libcorenrnmpi_{_mpi_flavour(mpi)}.so"
+        if not lib.is_file():
+            raise FileNotFoundError(f"CoreNEURON MPI library {lib} not found")
+        argv = [str(mpiexec or mpiexec_path()), "-n", str(int(ranks)), *argv, "--mpi", "--mpi-lib", str(lib)]
+        # libcorenrnmpi_*.so resolves MPI symbols from the process, it does not link libmpi itself.
+        env["LD_PRELOAD"] = " ".join(p for p in (str(mpi), env.get("LD_PRELOAD", "")) if p)
+    return argv, env
+
+
+def _mpi_flavour(libmpi: Path) -> str:
+    return "ompi" if "libmpi.so.40" in libmpi.name else "mpich"
