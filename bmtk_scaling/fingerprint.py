@@ -21,14 +21,26 @@ _CHUNK = 1 << 24  # elements per read: bounds memory for very large datasets
 
 
 def network_fingerprint(files: NetworkFiles) -> dict[str, str]:
-    """``{"sha256": digest of everything, "<file name>": digest of that file, ...}``."""
+    """``{"sha256": digest of everything, "<file name>": digest of that file, ...}``.
+
+    Files are named by their base names, so the fingerprint does not change when the network folder
+    moves, and bmtk's resolved paths at run time give the same result as the config's at map time.
+    """
     per_file: dict[str, str] = {}
+
+    def add(path: Path, digest: str) -> None:
+        name, k = Path(path).name, 1
+        while name in per_file or name == "sha256":
+            k += 1
+            name = f"{Path(path).name}#{k}"
+        per_file[name] = digest
+
     for nf in files.nodes:
-        per_file[_label(nf.nodes_file, files.base_dir)] = hash_hdf5(nf.nodes_file)
-        per_file[_label(nf.node_types_file, files.base_dir)] = hash_text(nf.node_types_file)
+        add(nf.nodes_file, hash_hdf5(nf.nodes_file))
+        add(nf.node_types_file, hash_text(nf.node_types_file))
     for ef in files.edges:
-        per_file[_label(ef.edges_file, files.base_dir)] = hash_hdf5(ef.edges_file)
-        per_file[_label(ef.edge_types_file, files.base_dir)] = hash_text(ef.edge_types_file)
+        add(ef.edges_file, hash_hdf5(ef.edges_file))
+        add(ef.edge_types_file, hash_text(ef.edge_types_file))
     total = hashlib.sha256()
     for name in sorted(per_file):
         total.update(f"{name}\0{per_file[name]}\n".encode())
@@ -72,9 +84,3 @@ def _canonical(dtype: np.dtype) -> str:
         return "|u1"
     raise ValueError(f"cannot fingerprint HDF5 datasets of type {dtype}")
 
-
-def _label(path: Path, base: Path) -> str:
-    try:
-        return Path(path).relative_to(base).as_posix()
-    except ValueError:
-        return Path(path).name

@@ -20,6 +20,7 @@ by population, in row order). ``partition()`` picks one by name; ``STRATEGIES`` 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -144,7 +145,12 @@ def partition(graph: NetworkGraph, n_ranks: int, strategy: str, *, seed: int = 0
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if graph.n_vertices == 0:
         raise ValueError("the network has no cells to partition")
-    ranks = np.asarray(STRATEGIES[strategy](graph, int(n_ranks), seed=int(seed), **options), dtype=np.int64)
+    fn = STRATEGIES[strategy]
+    accepted = set(inspect.signature(fn).parameters) - {"graph", "n_ranks", "seed"}
+    if set(options) - accepted:
+        raise ValueError(f"strategy {strategy!r} takes no option {sorted(set(options) - accepted)}; "
+                         f"its options: {sorted(accepted) or 'none'}")
+    ranks = np.asarray(fn(graph, int(n_ranks), seed=int(seed), **options), dtype=np.int64)
     assert ranks.shape == (graph.n_vertices,) and (ranks >= 0).all() and (ranks < n_ranks).all()
     return ranks
 
