@@ -26,10 +26,11 @@ def run_bionet(config: Path) -> None:
     from bmtk.simulator import bionet
 
     import bmtk_scaling.cell_drive  # noqa: F401  (registers the attach_drive cell processor)
+    from bmtk_scaling.bionet_network import PartitionedBioNetwork
 
     conf = bionet.Config.from_json(str(config), validate=True)
     conf.build_env()
-    net = bionet.BioNetwork.from_config(conf)
+    net = PartitionedBioNetwork.from_config(conf)  # stock round-robin unless the config names a partition
     sim = bionet.BioSimulator.from_config(conf, network=net)
     sim.run()
 
