@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from bmtk_scaling.mpi_env import configure_neuron_environment
+from bmtk_scaling.mpi_env import configure_neuron_environment, finalize_mpi
 
 
 def run_bionet(config: Path) -> None:
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: simulation config {args.config} not found", file=sys.stderr)
         return 2
     run_bionet(args.config)
+    finalize_mpi()  # else mpiexec may kill ranks that are still exiting (see mpi_env.finalize_mpi)
     return 0
 
 
