@@ -144,7 +144,8 @@ def check_map(pmap: PartitionMap, populations: list[NodePopulation], fingerprint
         expected = pop.node_ids[pop.cell_rows]
         missing = np.setdiff1d(expected, uniq)
         if missing.size:
-            raise ValueError(f"{where} misses {missing.size} nodes of {name!r}: node ids {missing[:10].tolist()}")
+            raise ValueError(f"{where} misses {missing.size} of the {expected.size} nodes of {name!r}: "
+                             f"node ids {missing[:10].tolist()}")
         extra = np.setdiff1d(uniq, expected)
         if extra.size:
             raise ValueError(f"{where} places {extra.size} nodes {name!r} does not have (or that are virtual): "

@@ -61,7 +61,7 @@ def test_check_map_names_what_is_wrong(pairs):
         _check(pmap, pairs, 3)
     ids, ranks = pmap.assignment["pairs"]
     pmap.assignment["pairs"] = (ids[1:], ranks[1:])
-    with pytest.raises(ValueError, match=r"misses 1 nodes of 'pairs': node ids \[0\]"):
+    with pytest.raises(ValueError, match=r"misses 1 of the 24 nodes of 'pairs': node ids \[0\]"):
         _check(pmap, pairs, 2)
     pmap.assignment["pairs"] = (np.append(ids, 5), np.append(ranks, 0))
     with pytest.raises(ValueError, match=r"more than once: node ids \[5\]"):
