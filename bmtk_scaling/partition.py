@@ -100,7 +100,7 @@ def _assembly_order(assembly: np.ndarray, node_type: np.ndarray) -> np.ndarray:
 
 def metis(graph: NetworkGraph, n_ranks: int, *, seed: int = 0, edge_weight: str = "synapses") -> np.ndarray:
     """METIS k-way partition minimising the weighted edge cut under a compute-cost balance constraint."""
-    return _metis(graph, n_ranks, seed, edge_weight, pymetis.ObjType.CUT)
+    return metis_mode(graph, n_ranks, seed, edge_weight, pymetis.ObjType.CUT)
 
 
 def metis_volume(graph: NetworkGraph, n_ranks: int, *, seed: int = 0, edge_weight: str = "synapses",
@@ -114,9 +114,9 @@ def metis_volume(graph: NetworkGraph, n_ranks: int, *, seed: int = 0, edge_weigh
     if n_ranks == 1:
         return np.zeros(graph.n_vertices, np.int64)
     candidates = [
-        _metis(graph, n_ranks, seed, edge_weight, pymetis.ObjType.VOL),
-        _metis(graph, n_ranks, seed, edge_weight, pymetis.ObjType.CUT),
-        _metis(graph, n_ranks, seed, edge_weight, pymetis.ObjType.CUT, recursive=True),
+        metis_mode(graph, n_ranks, seed, edge_weight, pymetis.ObjType.VOL),
+        metis_mode(graph, n_ranks, seed, edge_weight, pymetis.ObjType.CUT),
+        metis_mode(graph, n_ranks, seed, edge_weight, pymetis.ObjType.CUT, recursive=True),
     ]
     src, trg, mult = directed_pairs(*_internal_edges(graph), graph.n_vertices)
     cost = graph.cost()
@@ -196,8 +196,9 @@ def _pair_volume(src: np.ndarray, trg: np.ndarray, ranks: np.ndarray, n: int, n_
     return communication_volume(src[cross], ranks[trg[cross]], n, n_ranks)
 
 
-def _metis(graph: NetworkGraph, n_ranks: int, seed: int, edge_weight: str, objective,
-           recursive: bool = False) -> np.ndarray:
+def metis_mode(graph: NetworkGraph, n_ranks: int, seed: int, edge_weight: str, objective,
+               recursive: bool = False) -> np.ndarray:
+    """One METIS run on the weighted cell graph: ``objective`` a ``pymetis.ObjType``, k-way or recursive."""
     n = graph.n_vertices
     if n_ranks == 1:
         return np.zeros(n, np.int64)
