@@ -21,8 +21,8 @@ from tests.helpers import run_network
 from tests.mpi_helpers import PROBE, mpirun
 
 NETWORKS = {
-    "ping": ("ping_assembly", {"n_assemblies": 2, "cells_per_assembly": 60, "seed": 2, "drive_start": 20.0,
-                              "tstop": 150.0}),
+    "ping": ("ping_assembly", {"n_assemblies": 2, "cells_per_assembly": 60, "seed": 2, "drive_start": 10.0,
+                              "tstop": 100.0}),  # the rhythm starts with the drive; 100 ms give ~3 gamma cycles
     "pairs": ("n_pairs", {"n_pairs": 10, "tstop": 30.0}),
     "cliques": ("nk_cliques", {"n_cliques": 3, "clique_size": 4, "tstop": 40.0}),
 }
@@ -72,9 +72,9 @@ def test_cells_live_where_the_map_says_and_spikes_never_change(network, n_ranks,
         assert np.array_equal(spikes, reference), f"{strategy} on {n_ranks} ranks changed the spikes"
 
 
-def test_without_a_map_bionet_deals_round_robin(small_ping, tmp_path):
-    seen = _probe(small_ping, "simulation_config.json", 3, tmp_path / "stock")
-    ids, ranks = make_map(small_ping.simulation_config, 3, "round_robin").assignment[small_ping.population]
+def test_without_a_map_bionet_deals_round_robin(small_pairs, tmp_path):
+    seen = _probe(small_pairs, "simulation_config.json", 3, tmp_path / "stock")
+    ids, ranks = make_map(small_pairs.simulation_config, 3, "round_robin").assignment[small_pairs.population]
     for info in seen:
         assert sorted(info["gids"]) == sorted(ids[ranks == info["rank"]].tolist())
 
