@@ -43,13 +43,6 @@ class PartitionMap:
     options: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
 
-    def rank_of(self, population: str, node_ids: np.ndarray) -> np.ndarray:
-        """Rank of each given node of ``population`` (all must be in the map)."""
-        ids, ranks = self.assignment[population]
-        order = np.argsort(ids)
-        pos = np.searchsorted(ids[order], node_ids)
-        return ranks[order][np.minimum(pos, ids.size - 1)]
-
 
 def make_map(config: str | Path, n_ranks: int, strategy: str, *, seed: int = 0, **options) -> PartitionMap:
     """Partition the network of a simulation/circuit config with ``strategy`` for ``n_ranks`` ranks."""

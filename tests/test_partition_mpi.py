@@ -119,3 +119,53 @@ def test_a_bad_map_stops_every_rank_before_any_cell_is_built(small_pairs, tmp_pa
     assert needle in proc.stderr, proc.stderr[-3000:]
     assert "Building cells" not in proc.stdout + proc.stderr
     assert not (net / "output" / "spikes.h5").exists()
+
+
+def _add_virtual_inputs(net) -> None:
+    """A virtual (spike-input) population 'ext' of 3 nodes, each synapsing onto every receiver."""
+    from bmtk.builder import NetworkBuilder
+
+    pairs = NetworkBuilder("pairs")
+    pairs.import_nodes(nodes_file_name=str(net / "network" / "pairs_nodes.h5"),
+                       node_types_file_name=str(net / "network" / "pairs_node_types.csv"))
+    ext = NetworkBuilder("ext")
+    ext.add_nodes(N=3, model_type="virtual", pop_name="ext")
+    ext.add_edges(source=ext.nodes(), target=pairs.nodes(), connection_rule=lambda s, t: t.node_id % 2,
+                  syn_weight=0.5, delay=2.0, model_template="exp2syn", dynamics_params="exc.json",
+                  target_sections=["soma"], distance_range=[0.0, 1e20])
+    ext.build()
+    ext.save(output_dir=str(net / "network"), compression=None)
+    circuit = json.loads((net / "circuit_config.json").read_text())
+    circuit["networks"]["nodes"].append({"nodes_file": "$NETWORK_DIR/ext_nodes.h5",
+                                         "node_types_file": "$NETWORK_DIR/ext_node_types.csv",
+                                         "populations": {"ext": {"type": "virtual"}}})
+    circuit["networks"]["edges"].append({"edges_file": "$NETWORK_DIR/ext_pairs_edges.h5",
+                                         "edge_types_file": "$NETWORK_DIR/ext_pairs_edge_types.csv",
+                                         "populations": {"ext_to_pairs": {"type": "chemical"}}})
+    (net / "circuit_config.json").write_text(json.dumps(circuit, indent=2))
+
+
+def test_virtual_nodes_are_left_to_bmtk(small_pairs, tmp_path):
+    from bmtk_scaling.sonata_graph import read_graph
+
+    net = tmp_path / "net"
+    shutil.copytree(small_pairs.path, net, ignore=shutil.ignore_patterns("output"))
+    _add_virtual_inputs(net)
+    graph = read_graph(net / "simulation_config.json")
+    assert graph.n_vertices == 24 and [p.n_cells for p in graph.populations] == [24, 0]
+    assert np.array_equal(graph.cost(), np.tile([1, 1 + 1 + 3], 12))  # virtual synapses cost their target
+    pmap = make_map(net / "simulation_config.json", 2, "metis_volume")
+    assert list(pmap.assignment) == ["pairs"] and pmap.metrics["synapses_cut"] == 0
+    path = write_map(pmap, net / "partitions" / "v2.h5")
+    config = write_config_with_partition(net / "simulation_config.json", path, "sim_v2.json")
+    out = tmp_path / "probe"
+    out.mkdir()
+    proc = mpirun(2, [str(PROBE), config.name, str(out), "27"], cwd=net)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ids, ranks = pmap.assignment["pairs"]
+    for r in range(2):
+        info = json.loads((out / f"rank{r}.json").read_text())
+        assert info["nhost"] == 2 and info["gids"] == sorted(ids[ranks == r].tolist())  # no virtual gid built
+    run_network(small_pairs.path)  # 1 rank, no virtual population, no map
+    reference = _spike_array(small_pairs.path / "output" / "spikes.h5")
+    assert len(reference) >= 24 and np.array_equal(_spike_array(net / "output" / "spikes.h5"), reference)
