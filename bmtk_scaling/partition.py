@@ -55,7 +55,7 @@ def by_assembly(graph: NetworkGraph, n_ranks: int, *, seed: int = 0, attribute: 
 
     Each block edge is moved to the nearest assembly boundary when that changes the block's cost by
     at most ``tolerance`` of the mean rank cost (so 2 assemblies on 2 ranks stay whole, 50 cliques on
-    4 ranks go 13/12/13/12); otherwise the assembly is split where the costs balance.
+    4 ranks go 12/13/12/13); otherwise the assembly is split where the costs balance.
     """
     if not 0.0 <= tolerance < 1.0:
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
