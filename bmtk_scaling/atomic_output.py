@@ -79,3 +79,30 @@ def write_text_atomic(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder that replaces ``path`` only if the block succeeds.
+
+    For writers that need a file name (h5py): readers never see a half-written file.
+    """
+    path = Path(path).absolute()
+    if path.exists() and not overwrite:
+        raise ValueError(f"{path} exists: choose another path, or pass --overwrite (overwrite=True) to replace it")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    except OSError as err:
+        raise ValueError(f"cannot write {path}: {err.strerror or err}") from err
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

@@ -191,5 +191,14 @@ def demo(out: Path, assemblies: int, cells: int, tstop: float, seed: int, overwr
              overwrite=overwrite)
 
 
+def _register_partition_command() -> None:
+    from bmtk_scaling.partition_cli import partition_command
+
+    main.add_command(partition_command)
+
+
+_register_partition_command()
+
+
 if __name__ == "__main__":
     sys.exit(main())

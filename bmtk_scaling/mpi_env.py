@@ -64,3 +64,23 @@ def mpiexec_path() -> Path:
             "mpiexec not found: install the project's dependencies (pip install -e .) which bring PyPI 'mpich'"
         )
     return Path(found)
+
+
+def finalize_mpi() -> None:
+    """End MPI cleanly once every rank is done; call last in a process that ran under ``mpiexec``.
+
+    NEURON initialises MPI but does not finalise it when Python exits. mpiexec (hydra) treats a rank
+    that exits without MPI_Finalize as failed and kills the ranks still shutting down, so a run that
+    finished and wrote its output could still end "Killed (signal 9)" (seen in about 1 of 5 runs on 3
+    ranks). A barrier, then MPI_Finalize through mpi4py, makes every rank leave together.
+    """
+    from neuron import h
+
+    pc = h.ParallelContext()
+    if int(pc.nhost()) < 2:
+        return
+    pc.barrier()
+    from mpi4py import MPI
+
+    if MPI.Is_initialized() and not MPI.Is_finalized():
+        MPI.Finalize()

@@ -22,7 +22,7 @@ import traceback
 from pathlib import Path
 
 from bmtk_scaling.atomic_output import write_text_atomic
-from bmtk_scaling.mpi_env import configure_neuron_environment
+from bmtk_scaling.mpi_env import configure_neuron_environment, finalize_mpi
 
 FAILURE_TAG = "bmtk-scaling rank"
 
@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.status_dir:
             _RankStatus(args.status_dir, int(rank)).set(f"failed: {type(err).__name__}: {err}")
         os._exit(1)  # exit now: other ranks may be blocked in a collective; mpiexec stops them
+    finalize_mpi()  # else mpiexec may kill ranks that are still exiting (see mpi_env.finalize_mpi)
     return 0
 
 
