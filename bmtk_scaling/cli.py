@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -117,11 +116,16 @@ def configure(config: Path, engine, gpu, cell_permute, file_mode, threads, neuro
 
         require_gpu_support()
     part = None
-    if partition is not None:
-        if not partition.is_file():
-            raise ValueError(f"partition file {partition} not found")
-        # Relative paths in a SONATA config are taken against the config's own folder.
-        part = "./" + os.path.relpath(partition.absolute(), out.absolute().parent)
+    if partition is not None:  # checked against the network (fingerprint, nodes) before it is named
+        from bmtk_scaling.partition_config import partition_reference
+        from bmtk_scaling.partition_map import load_checked_map
+        from bmtk_scaling.sonata_files import load_config as load_sonata
+        from bmtk_scaling.sonata_files import network_files
+        from bmtk_scaling.sonata_graph import read_nodes
+
+        files = network_files(config)
+        load_checked_map(partition, files, read_nodes(files), n_ranks=None)
+        part = partition_reference(partition, load_sonata(config))
     new = derive_config(load_config(config), engine=engine, gpu=gpu, cell_permute=cell_permute, file_mode=file_mode,
                         nthread=threads, neuron_loop=neuron_loop, synapses=synapses, partition=part)
     written = write_config(new, config, out, overwrite=overwrite)

@@ -12,18 +12,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from bmtk_scaling import sonata_files
 from bmtk_scaling.atomic_output import write_text_atomic
 from bmtk_scaling.plugin_config import ENGINES, SECTION, CoreNeuronOptions, read_settings
 
 
 def load_config(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"simulation config {path} not found")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    """The JSON of a simulation config, as written (ValueError naming the problem if unreadable)."""
+    return sonata_files.load_config(path).data
 
 
 def derive_config(

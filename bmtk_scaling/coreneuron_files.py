@@ -106,29 +106,35 @@ def _is_model_object(value: object) -> bool:
 
 _SKIP_TYPES = (type, ModuleType, FunctionType, BuiltinFunctionType, MethodType, str, bytes, int, float, complex,
                bool, np.ndarray, np.generic, pd.DataFrame, pd.Series, pd.Index)
+_SCALARS = (str, bytes, int, float, complex, bool, np.generic)
 
 
-def release_neuron_model(*roots: object, keep: Iterable[object] = ()) -> dict[str, int]:
-    """Drop the model's NEURON objects reachable from ``roots`` so NEURON frees them; return what is left.
+def _hollow(obj: object) -> None:
+    """Empty every attribute of ``obj`` except scalars (a cell keeps its gid, node id and population)."""
+    attrs = vars(obj)
+    for name, value in attrs.items():
+        if value is None or isinstance(value, _SCALARS):
+            continue
+        attrs[name] = next((kind() for kind in (list, dict, set, tuple) if isinstance(value, kind)), None)
 
-    Walks attributes, lists, dicts and sets (not modules, classes, functions, numpy or pandas data)
-    and removes sections, segments, point processes, NetCons, cell templates and hoc Lists of them,
-    in place: the Python objects (cells, network, simulator) survive, emptied of NEURON objects.
-    Vectors (spike recordings) stay. Objects in ``keep`` are neither walked nor emptied. Whatever is
-    still alive afterwards is held elsewhere (e.g. a local variable); it is counted and logged.
+
+def _drop_model_references(roots: Iterable[object], keep: Iterable[object]) -> None:
+    """Remove model objects from every list, dict, set and attribute reachable from ``roots``.
+
+    Traversal uses ``gc.get_referents``: reading ``vars()`` of every object would give each one a
+    real ``__dict__`` (CPython 3.11 keeps attributes inline), which costs more memory than is freed.
     """
-    h, _ = _hoc()
     skip = (*_SKIP_TYPES, *_neuron_types())
-    kept = {id(obj) for obj in keep}
-    seen: set[int] = set()
-    stack = [root for root in roots]
+    seen = {id(obj) for obj in keep}
+    stack = list(roots)
     while stack:
         obj = stack.pop()
-        if id(obj) in seen or id(obj) in kept or isinstance(obj, skip):
+        if id(obj) in seen or isinstance(obj, skip):
             continue
         seen.add(id(obj))
         if isinstance(obj, list):
-            obj[:] = [item for item in obj if not _is_model_object(item)]
+            if any(_is_model_object(item) for item in obj):
+                obj[:] = [item for item in obj if not _is_model_object(item)]
             stack.extend(obj)
         elif isinstance(obj, dict):
             for key in [k for k, v in obj.items() if _is_model_object(k) or _is_model_object(v)]:
@@ -139,11 +145,34 @@ def release_neuron_model(*roots: object, keep: Iterable[object] = ()) -> dict[st
             stack.extend(obj)
         elif isinstance(obj, tuple | frozenset):
             stack.extend(obj)
-        elif hasattr(obj, "__dict__"):
-            attrs = vars(obj)
-            for name in [n for n, v in attrs.items() if _is_model_object(v)]:
-                attrs[name] = None
-            stack.extend(v for v in attrs.values() if id(v) not in kept)
+        else:
+            refs = gc.get_referents(obj)
+            attrs = getattr(obj, "__dict__", None) if any(type(r) is dict for r in refs) else None
+            if attrs is None and any(_is_model_object(r) for r in refs):
+                attrs = vars(obj)  # a real __dict__ only for objects that hold a model object themselves
+            if isinstance(attrs, dict):
+                for name in [n for n, v in attrs.items() if _is_model_object(v)]:
+                    attrs[name] = None  # an attribute: keep the name, drop the object
+                seen.add(id(attrs))
+                refs = list(attrs.values())
+            stack.extend(refs)
+
+
+def release_neuron_model(sim, keep: Iterable[object] = ()) -> dict[str, int]:
+    """Let NEURON free the model built by ``sim`` (a bionet simulator); return the objects still alive.
+
+    Why in place: the caller (bionet's run script) still holds ``sim`` and the network, so deleting
+    names frees nothing. This rank's cells are hollowed (only scalar attributes such as the gid
+    stay: their sections, synapses, NetCons and bmtk's per-edge Python objects go at once, most of the
+    memory), then every list, dict, set and attribute reachable from ``sim`` loses its sections,
+    segments, point processes, NetCons, cell templates and hoc Lists (e.g. input VecStims, clamps,
+    lean-edge NetCon lists). Vectors (spike recordings) and objects in ``keep`` stay. Objects still
+    alive afterwards are held from elsewhere (a local variable, a module global): counted and logged.
+    """
+    h, _ = _hoc()
+    for cell in list(sim.net.get_local_cells().values()):
+        _hollow(cell)
+    _drop_model_references([sim], keep)
     gc.collect()
     left = {"sections": sum(1 for _ in h.allsec()), "netcons": int(h.List("NetCon").count())}
     if any(left.values()):

@@ -110,7 +110,7 @@ def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = 
                             + _tail(out + err))
         data = json.loads(metrics.read_text())
 
-    spikes_file = spikes_path(raw, config.parent)
+    spikes_file = spikes_path(config)
     spikes = read_spikes(spikes_file)
     return RunResult(config=str(config), ranks=ranks, engine=data["engine"], neuron_loop=data["neuron_loop"],
                      wall_s=wall, spikes_file=str(spikes_file), spike_count=len(spikes), per_rank=data["ranks"])

@@ -105,36 +105,14 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
     return Path(path)
 
 
-def _absolute_manifest(config: dict[str, Any], config_dir: Path) -> dict[str, str]:
-    """The manifest with every variable expanded and relative values taken against ``config_dir``."""
-    raw = {k.lstrip("$"): str(v) for k, v in config.get("manifest", {}).items()}
-    resolved: dict[str, str] = {"configdir": str(Path(config_dir).resolve())}
-    pending = dict(raw)
-    while pending:
-        progressed = False
-        for key, value in list(pending.items()):
-            for name in sorted(resolved, key=len, reverse=True):
-                value = value.replace("${" + name + "}", resolved[name]).replace("$" + name, resolved[name])
-            if "$" not in value:
-                path = Path(value)
-                resolved[key] = str(path if path.is_absolute() else (Path(config_dir) / path).resolve())
-                del pending[key]
-                progressed = True
-            else:
-                pending[key] = value
-        if not progressed:
-            raise ValueError(f"cannot resolve manifest variables {sorted(pending)} in the config")
-    return resolved
-
-
-def _substitute(node: Any, manifest: dict[str, str]) -> Any:
+def _substitute(node: Any, loaded) -> Any:
+    """Every ``$VARIABLE`` in the strings of ``node`` expanded with ``loaded``'s manifest (absolute paths)."""
     if isinstance(node, dict):
-        return {k: _substitute(v, manifest) for k, v in node.items()}
+        return {k: _substitute(v, loaded) for k, v in node.items()}
     if isinstance(node, list):
-        return [_substitute(v, manifest) for v in node]
+        return [_substitute(v, loaded) for v in node]
     if isinstance(node, str) and "$" in node:
-        for name in sorted(manifest, key=len, reverse=True):
-            node = node.replace("${" + name + "}", manifest[name]).replace("$" + name, manifest[name])
+        return str(loaded.resolve(node))
     return node
 
 
@@ -145,46 +123,30 @@ def resolved_for_bmtk(config_path: Path) -> dict[str, Any]:
     the working directory. Handing bmtk this resolved dict (``Config.from_dict``) makes both agree
     wherever the configs live, e.g. a derived config in another folder than the network's.
     """
-    config_path = Path(config_path).absolute()
-    sim = json.loads(config_path.read_text())
-    resolved = _substitute({k: v for k, v in sim.items() if k != "manifest"},
-                           _absolute_manifest(sim, config_path.parent))
+    from bmtk_scaling.sonata_files import load_config
+
+    sim = load_config(config_path)
+    resolved = _substitute({k: v for k, v in sim.data.items() if k != "manifest"}, sim)
     network = resolved.pop("network", None)
     if network:
-        circuit_path = Path(network) if Path(network).is_absolute() else config_path.parent / network
-        circuit = json.loads(circuit_path.read_text())
-        circuit_resolved = _substitute({k: v for k, v in circuit.items() if k != "manifest"},
-                                       _absolute_manifest(circuit, circuit_path.parent))
-        for key, value in circuit_resolved.items():
+        circuit = load_config(sim.resolve(network))
+        for key, value in _substitute({k: v for k, v in circuit.data.items() if k != "manifest"}, circuit).items():
             resolved.setdefault(key, value)
     section = resolved.get("bmtk_scaling") or {}
-    if isinstance(section, dict) and section.get("partition") and not Path(section["partition"]).is_absolute():
-        section["partition"] = str((config_path.parent / section["partition"]).resolve())
-    resolved["config_path"] = str(config_path)
-    resolved["config_dir"] = str(config_path.parent)
+    if isinstance(section, dict) and section.get("partition"):
+        section["partition"] = str(sim.resolve(section["partition"]))
+    resolved["config_path"] = str(sim.path)
+    resolved["config_dir"] = str(sim.path.parent)
     return resolved
 
 
-def expand(config: dict[str, Any], value: str, config_dir: Path) -> Path:
-    """Expand ``$VARIABLES`` of the config's manifest in ``value``; relative results are taken against the
-    config's folder (SONATA's rule)."""
-    manifest = {k.lstrip("$"): str(v) for k, v in config.get("manifest", {}).items()}
-    text = str(value)
-    for _ in range(len(manifest) + 1):
-        if "$" not in text:
-            break
-        for key in sorted(manifest, key=len, reverse=True):
-            text = text.replace("${" + key + "}", manifest[key]).replace("$" + key, manifest[key])
-    if "$" in text:
-        raise ValueError(f"cannot resolve {value!r}: unknown manifest variable in {text!r}")
-    path = Path(text)
-    return path if path.is_absolute() else (Path(config_dir) / path).resolve()
-
-
-def spikes_path(config: dict[str, Any], config_dir: Path) -> Path:
+def spikes_path(config_path: Path) -> Path:
     """The spike file a simulation config writes (``output.output_dir`` / ``output.spikes_file``)."""
-    output = config.get("output", {})
-    spikes = output.get("spikes_file", "spikes.h5")
-    if Path(spikes).is_absolute() or "$" in spikes:
-        return expand(config, spikes, config_dir)
-    return expand(config, output.get("output_dir", "output"), config_dir) / spikes
+    from bmtk_scaling.sonata_files import load_config
+
+    sim = load_config(config_path)
+    output = sim.data.get("output", {})
+    spikes = Path(output.get("spikes_file", "spikes.h5"))
+    if spikes.is_absolute() or "$" in str(spikes):
+        return sim.resolve(str(spikes))
+    return sim.resolve(output.get("output_dir", "output")) / spikes

@@ -18,3 +18,13 @@ def run_network(network_dir: Path, config: str = "simulation_config.json", timeo
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return read_spikes(network_dir / "output" / "spikes.h5")
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the ``bmtk-scaling`` console script as a user would (found beside this interpreter)."""
+    import shutil
+
+    beside = Path(sys.executable).parent / "bmtk-scaling"  # `.venv/bin/python -m pytest` leaves PATH as it was
+    exe = str(beside) if beside.is_file() else shutil.which("bmtk-scaling")
+    assert exe, "the console script must be installed (pip install -e .)"
+    return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)

@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    beside = Path(sys.executable).parent / "bmtk-scaling"  # `.venv/bin/python -m pytest` leaves PATH as it was
-    exe = str(beside) if beside.is_file() else shutil.which("bmtk-scaling")
-    assert exe, "the console script must be installed (pip install -e .)"
-    return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+from tests.helpers import cli
 
 
 def test_build_each_network(tmp_path):

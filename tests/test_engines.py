@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import h5py
@@ -15,10 +13,7 @@ import pytest
 from bmtk_scaling.analysis import read_spikes
 from bmtk_scaling.configure import derive_config, load_config, write_config
 from bmtk_scaling.runner import RunFailed, run_config
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([shutil.which("bmtk-scaling"), *args], capture_output=True, text=True, timeout=900)
+from tests.helpers import cli
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +212,26 @@ def test_a_hanging_rank_is_stopped_and_named(tmp_path):
     with pytest.raises(RunFailed, match=r"did not finish within 20 s.*rank 1 was building"):
         run_config(net.simulation_config, 2, timeout=20)
     assert not list(net.path.glob(".bmtk-scaling-run-*"))
+
+
+def test_partition_and_coreneuron_switches_together(ping, tmp_path):
+    """One config names both the engine and a METIS map: cells go where the map says, spikes do not change."""
+    proc = cli("partition", str(ping.simulation_config), "--ranks", "2", "--strategy", "metis", "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    map_file = ping.path / "partitions" / "metis_2.h5"
+    out = ping.path / "core_metis.json"
+    proc = cli("configure", str(ping.simulation_config), "--engine", "coreneuron", "--partition", str(map_file),
+               "--out", str(out), "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text())["bmtk_scaling"]["partition"] == "$BASE_DIR/partitions/metis_2.h5"
+    cfg = derive_config(load_config(out), output_dir="$BASE_DIR/out_core_metis")
+    result = run_config(write_config(cfg, out, ping.path / "core_metis_run.json", overwrite=True), 2)
+    reference = run_config(_variant(ping, "ref_neuron1", engine="neuron"), 1)
+    a = read_spikes(Path(result.spikes_file))[["node_id", "timestamp"]].to_numpy()
+    b = read_spikes(Path(reference.spikes_file))[["node_id", "timestamp"]].to_numpy()
+    assert np.array_equal(a, b)
+    cells = [m["cells"] for m in result.per_rank]
+    assert sum(cells) == 80 and min(cells) >= 30  # METIS balances cost (1 + in-degree), not cell counts
+    bad = cli("configure", str(ping.simulation_config), "--partition", str(tmp_path / "missing.h5"),
+              "--out", str(tmp_path / "x.json"))
+    assert bad.returncode == 2 and "missing.h5" in bad.stderr

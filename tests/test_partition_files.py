@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import libsonata
@@ -19,12 +17,7 @@ from bmtk_scaling.partition_map import check_map, default_map_path, make_map, re
 from bmtk_scaling.plugin_config import read_settings
 from bmtk_scaling.sonata_files import network_files
 from bmtk_scaling.sonata_graph import read_nodes
-
-
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).parent / "bmtk-scaling"
-    return subprocess.run([str(exe if exe.is_file() else "bmtk-scaling"), *args], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+from tests.helpers import cli
 
 
 @pytest.fixture
