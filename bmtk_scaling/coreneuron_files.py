@@ -1,45 +1,47 @@
 """CoreNEURON file mode: NEURON writes the model, lets go of it, and CoreNEURON runs it from the files.
 
 Why: CoreNEURON's online (in-memory) mode keeps NEURON's copy of the model beside CoreNEURON's, so
-peak memory is their sum. Here the two copies never coexist in full: peak memory is about the larger
-of the two (see the project's notes for the measured table).
+peak memory is their sum. Here CoreNEURON is loaded only after NEURON has freed its copy, into the
+memory NEURON gave back, so the peak is NEURON's model plus ``nrncore_write``'s temporary buffers.
+Measured (PING 2x1250: 2500 cells, 562,611 Exp2Syn+NetCon, stock bionet edges, 300 ms; peak RSS
+per rank, 1 rank / 2 ranks): NEURON psolve 1303 / 743 MiB; CoreNEURON online 1488 / 838 MiB;
+this module 1374 / 793 MiB. CoreNEURON's own copy is 145 MiB (``special-core`` alone: 187 MiB peak).
 
-Route used (in-process, every MPI rank of the NEURON run, NEURON 9.0.2), :func:`run_file_mode`:
+Sequence, :func:`run_file_mode` (in-process, collective on every MPI rank, NEURON 9.0.2):
 
-1. ``h.finitialize(v_init)`` then ``pc.nrncore_write(dat_dir)`` (collective): one ``<group>_1.dat``,
-   ``<group>_2.dat`` per rank, plus ``files.dat``, ``bbcore_mech.dat``, ``globals.dat``. No
-   ``cache_efficient``/``set_maxstep`` is needed (NEURON 9 data are always cache efficient; the
-   exchange interval comes from ``--mindelay``, capped by the smallest NetCon delay in the files).
-2. :func:`release_neuron_model` drops every Python reference to sections, point processes, NetCons
-   and cell templates reachable from the simulator, so NEURON frees them; the allocator then reuses
-   that memory for CoreNEURON's copy. Deleting a cell also removes its gid from NEURON's tables, so
-   nothing NEURON-side (``pc.spike_record``, ``psolve``) works on this model afterwards.
-3. ``coreneuron.file_mode = True`` then ``pc.nrncore_run("--datpath D ... --skip-write-model-to-disk")``.
-   ``--skip-write-model-to-disk`` makes CoreNEURON read the files instead of NEURON's (freed) memory,
-   run its own ``finitialize`` (``--voltage v_init`` then every INITIAL block, as NEURON's
-   ``finitialize(v_init)`` does) and write spikes to ``<out>/out.dat`` (one file, written collectively
-   over MPI). Without ``file_mode = True`` the same call reads through NEURON's in-memory callbacks
-   and segfaults (in ``nrnthread_dat1``). MPI and the MPI library are passed on by NEURON itself.
-4. :func:`read_out_dat` returns the spikes as exact doubles (see below); each rank keeps its own cells'.
+1. :func:`write_model`: ``h.finitialize(v_init)``, then ``pc.nrncore_write(dat_dir)``: per rank
+   ``<group>_1.dat``/``<group>_2.dat``, plus ``files.dat``, ``bbcore_mech.dat``, ``globals.dat``.
+   Neither ``cache_efficient`` (NEURON 9 data always are) nor ``set_maxstep`` is needed: the exchange
+   interval is ``--mindelay``, capped by the smallest NetCon delay in the files.
+2. :func:`release_neuron_model` empties, in place, everything the simulator reaches of NEURON's
+   model (the caller still holds ``sim`` and the network, so deleting names would free nothing).
+   Deleting a cell also removes its gid from NEURON: no ``pc.spike_record``/``psolve`` afterwards.
+3. ``coreneuron.file_mode = True``, then ``pc.nrncore_run("--datpath D ... --skip-write-model-to-disk")``.
+   The flag makes CoreNEURON read the files, not NEURON's memory, run its own ``finitialize``
+   (``--voltage v_init``, then the INITIAL blocks, as NEURON's ``finitialize(v_init)`` does) and
+   write ``<out>/out.dat`` (one file, written collectively over MPI). Without ``file_mode = True``
+   the call reads through NEURON's in-memory callbacks and segfaults (``nrnthread_dat1``). NEURON
+   passes MPI and its MPI library on itself, and sets CoreNEURON's OpenMP threads to its own count.
+4. :func:`read_out_dat`: each rank keeps its own cells' spikes, as exact doubles.
 
-Spike times: out.dat holds ``"%.8g\\t%d"``, which loses digits (207.900000000113 becomes 207.9).
-NEURON and CoreNEURON stamp a threshold crossing at ``t + 1e-10`` where ``t`` is accumulated by two
-half-step additions per fixed step, so the printed value identifies its step uniquely and
-:func:`exact_spike_times` rebuilds the very double NEURON's ``psolve`` records (checked, never assumed:
-a time off that grid is an error). This holds for cells with a threshold detector (every bionet
-biophysical cell), a run starting at t = 0 and ``tstop < dt * 5e6``.
+Spike times: out.dat prints ``"%.8g\\t%d"`` (207.900000000113 becomes 207.9). NEURON and CoreNEURON
+stamp a threshold crossing at ``t + 1e-10``, ``t`` accumulated by two half-step additions per fixed
+step, so the printed value names its step and :func:`exact_spike_times` rebuilds the very double
+that NEURON's ``psolve`` records, or raises if a time is off that grid. Valid for cells with a
+threshold detector (every bionet biophysical cell), runs starting at t = 0, and ``t < dt * 5e6``.
 
-Out of process (the other route, :func:`standalone_command`): the NEURON ranks write the files and
-exit, then ``mpiexec -n R <mech>/x86_64/special-core --mpi --mpi-lib <neuron>/.data/lib/
-libcorenrnmpi_mpich.so --datpath ...`` runs them. The wheel's ``libcorenrnmpi_mpich.so`` does not link
-``libmpi``: without ``LD_PRELOAD=<venv>/lib/libmpi.so.12`` it aborts with "undefined symbol:
-MPI_Allgather". It gives the same spikes; it is there for runs that must not keep a NEURON process.
+Out of process, :func:`standalone_command`: NEURON ranks write and exit, then ``mpiexec -n R
+<mech>/x86_64/special-core --mpi --mpi-lib <neuron>/.data/lib/libcorenrnmpi_mpich.so ...`` runs the
+files. Same spikes, same peak (the writer's); it needs ``LD_PRELOAD=<venv>/lib/libmpi.so.12`` (the
+wheel's ``libcorenrnmpi_mpich.so`` does not link libmpi: "undefined symbol: MPI_Allgather") and
+``OMP_NUM_THREADS=1``, and a second launch plus a spike-file conversion outside bionet.
 """
 
 from __future__ import annotations
 
 import functools
 import gc
+import importlib.util
 import logging
 import os
 import shutil
@@ -264,11 +266,13 @@ def run_file_mode(sim, tstop: float, dt: float, v_init: float, celsius: float, w
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Run a built bionet model on CoreNEURON from files; return this rank's cells' spikes (times, gids).
 
-    Call on every rank after the network is built (and spike recording set up), instead of
-    ``psolve``. The sequence and why are in the module docstring. ``sim`` is emptied of NEURON objects
-    (bmtk's ``SpikesMod.block`` re-arms ``pc.spike_record`` and so cannot run afterwards: pass the
-    returned spikes to the spike writer directly). ``work_dir`` must be the same folder on every rank;
-    its ``coredat`` and ``out`` subfolders are removed afterwards unless ``keep_files``.
+    Call on every rank after the network is built, instead of ``finitialize``/``psolve``; the sequence
+    and why are in the module docstring. Afterwards ``sim`` holds no NEURON objects and its cells only
+    scalars (gid, node id): count cells and NetCons before. bmtk's ``SpikesMod.block`` re-arms
+    ``pc.spike_record`` on the deleted gids (a hoc error): give the returned spikes to its writer
+    directly. Vector recordings (soma reports) are not in the files and stay empty. ``work_dir``
+    must be one folder seen by every rank; its ``coredat`` and ``out`` are removed unless ``keep_files``.
+    ``extra_args`` go to CoreNEURON as they are (e.g. ``["--cell-permute", "1"]``).
     """
     from neuron import coreneuron
 
@@ -304,8 +308,8 @@ def standalone_command(mech_dir: Path, dat_dir: Path, out_dir: Path, tstop: floa
                        extra: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
     """argv and environment to run files written by :func:`write_model` with ``special-core`` (no NEURON).
 
-    The files must have been written by as many NEURON ranks as ``ranks`` or fewer. Spikes land in
-    ``out_dir/out.dat``; read them with :func:`read_out_dat`.
+    Any ``ranks`` works: CoreNEURON deals the written datasets (one per NEURON rank and thread) over
+    its ranks, and idles the extra ones. Spikes land in ``out_dir/out.dat`` (:func:`read_out_dat`).
     """
     from bmtk_scaling.mpi_env import find_mpi_library, mpiexec_path
 
@@ -314,13 +318,16 @@ def standalone_command(mech_dir: Path, dat_dir: Path, out_dir: Path, tstop: floa
         raise FileNotFoundError(f"{core} not found: compile the mechanisms with 'nrnivmodl -coreneuron'")
     argv = [str(core), *coreneuron_arguments(dat_dir, out_dir, tstop, dt, v_init, celsius, verbose, extra)]
     env = dict(os.environ)
+    # OpenMP would start one thread per core in every rank: 2 ranks x 2 threads on 2 cores ran 25x slower.
+    # (NEURON's in-process launch sets the OpenMP threads to its own thread count for the same reason.)
+    env.setdefault("OMP_NUM_THREADS", "1")
     if ranks > 1:
-        import neuron
-
         mpi = find_mpi_library()
         if mpi is None:
             raise FileNotFoundError("no libmpi in this environment (pip install mpich)")
-        lib = Path(neuron.__file__).parent / ".data" / "lib" / f"libcorenrnmpi_{_mpi_flavour(mpi)}.so"
+        spec = importlib.util.find_spec("neuron")  # located, not imported: no hoc interpreter in this process
+        package = Path(next(iter(spec.submodule_search_locations))) if spec else Path()
+        lib = package / ".data" / "lib" / f"libcorenrnmpi_{_mpi_flavour(mpi)}.so"
         if not lib.is_file():
             raise FileNotFoundError(f"CoreNEURON MPI library {lib} not found")
         argv = [str(mpiexec or mpiexec_path()), "-n", str(int(ranks)), *argv, "--mpi", "--mpi-lib", str(lib)]

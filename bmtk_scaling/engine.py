@@ -21,6 +21,7 @@ from bmtk.simulator.bionet import BioSimulator, modules
 from bmtk.simulator.bionet.io_tools import io
 from neuron import h
 
+from bmtk_scaling.coreneuron_files import run_file_mode
 from bmtk_scaling.gpu import require_gpu_support
 from bmtk_scaling.mechanisms import export_coreneuron_library
 from bmtk_scaling.plugin_config import PluginSettings, read_settings
@@ -90,9 +91,17 @@ class ScalingBioSimulator(BioSimulator):
         sim.timings = {}
         sim.spike_file = config.get("output", {}).get("spikes_file")
         sim.mechanisms_dir = config.get("components", {}).get("mechanisms_dir")
+        sim.output_dir = Path(config.output_dir)
         if sim.uses_psolve:
             sim._sim_mods = [sim._psolve_module(mod) for mod in sim._sim_mods]
+        if sim.uses_file_mode and any(isinstance(m, VectorSomaReport) for m in sim._sim_mods):
+            raise NotImplementedError("soma reports are recorded in NEURON's memory, which CoreNEURON file mode "
+                                      "frees before the run: remove the report or set coreneuron.file_mode false")
         return sim
+
+    @property
+    def uses_file_mode(self) -> bool:
+        return self.settings.engine == "CORENEURON" and self.settings.coreneuron.file_mode
 
     @property
     def uses_psolve(self) -> bool:
@@ -119,6 +128,8 @@ class ScalingBioSimulator(BioSimulator):
             return
         for mod in self._sim_mods:
             mod.initialize(self)
+        if self.uses_file_mode:
+            return self._run_from_files(t0)
         self._configure_engine()
         pc.set_maxstep(10)
         h.finitialize(self.v_init)
@@ -142,6 +153,34 @@ class ScalingBioSimulator(BioSimulator):
         self.timings["write_output"] = time.perf_counter() - t2
         io.log_info(f"Simulation completed in {t2 - t1:.3f} s")
 
+    def _run_from_files(self, t0: float) -> None:
+        """CoreNEURON file mode: NEURON writes the model and frees it, CoreNEURON runs it from the files
+        (see :mod:`coreneuron_files`); the spikes go to bionet's spike writer as if recorded."""
+        opts = self.settings.coreneuron
+        if opts.gpu:
+            require_gpu_support()
+        extra = ["--cell-permute", str(2 if opts.gpu and opts.cell_permute == 0 else opts.cell_permute)]
+        if opts.gpu:
+            extra.append("--gpu")
+        t1 = time.perf_counter()
+        self.timings["initialize"] = t1 - t0
+        io.log_info(f"Running CORENEURON from files for {self.tstop:.3f} ms, dt {self.dt:.3f} ms")
+        times, gids = run_file_mode(self, self.tstop, self.dt, self.v_init, self.celsius,
+                                    self.output_dir / "coreneuron_files", verbose=opts.verbose, extra_args=extra)
+        t2 = time.perf_counter()
+        self.timings["simulate"] = t2 - t1
+        for mod in self._sim_mods:
+            if isinstance(mod, modules.SpikesMod):
+                for t, gid in zip(times.tolist(), gids.tolist(), strict=True):
+                    pop_id = self.net.gid_pool.get_pool_id(gid)
+                    mod._spike_writer.add_spike(node_id=pop_id.node_id, timestamp=t, population=pop_id.population)
+        for mod in self._sim_mods:
+            mod.finalize(self)
+        pc.barrier()
+        self._fix_outputs()
+        self.timings["write_output"] = time.perf_counter() - t2
+        io.log_info(f"Simulation completed in {t2 - t1:.3f} s")
+
     def _configure_engine(self) -> None:
         from neuron import coreneuron
 
@@ -155,7 +194,6 @@ class ScalingBioSimulator(BioSimulator):
             require_gpu_support()
         coreneuron.gpu = opts.gpu
         coreneuron.cell_permute = 2 if opts.gpu and opts.cell_permute == 0 else opts.cell_permute
-        coreneuron.file_mode = opts.file_mode
         coreneuron.verbose = opts.verbose
         if opts.nthread > 1:
             pc.nthread(opts.nthread)

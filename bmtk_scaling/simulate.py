@@ -75,12 +75,13 @@ def run_bionet(config: Path, metrics: Path | None = None, expect_ranks: int | No
     net = ScalingBioNetwork.from_config(conf)
     sim = ScalingBioSimulator.from_config(conf, network=net)
     t_built = time.perf_counter()
+    netcons, synapse_objects = net.connection_counts()  # before the run: CoreNEURON file mode frees the model
+    n_cells = len(net.get_local_cells())
     status.set("simulating")
     sim.run()
     t_end = time.perf_counter()
     status.set("done")
 
-    netcons, synapse_objects = net.connection_counts()
     mine = {
         "rank": rank,
         "load_s": t_loaded - t_start,
@@ -89,7 +90,7 @@ def run_bionet(config: Path, metrics: Path | None = None, expect_ranks: int | No
         "total_s": t_end - t_start,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "rss_before_build_mib": rss_loaded,
-        "cells": len(net.get_local_cells()),
+        "cells": n_cells,
         "netcons": netcons,
         "synapse_objects": synapse_objects,
         **sim.rank_load(),

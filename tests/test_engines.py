@@ -235,3 +235,25 @@ def test_partition_and_coreneuron_switches_together(ping, tmp_path):
     bad = cli("configure", str(ping.simulation_config), "--partition", str(tmp_path / "missing.h5"),
               "--out", str(tmp_path / "x.json"))
     assert bad.returncode == 2 and "missing.h5" in bad.stderr
+
+
+def test_coreneuron_file_mode_matches_neuron(ping):
+    """NEURON writes the model and frees it; CoreNEURON runs from the files: same spikes as NEURON."""
+    neuron = run_config(_variant(ping, "fm_neuron", engine="neuron"), 2)
+    files = run_config(_variant(ping, "fm_core", engine="coreneuron", file_mode=True), 2)
+    a = read_spikes(Path(neuron.spikes_file))[["node_id", "timestamp"]].to_numpy()
+    b = read_spikes(Path(files.spikes_file))[["node_id", "timestamp"]].to_numpy()
+    assert len(a) > 100 and np.array_equal(a, b)
+    assert [m["cells"] for m in files.per_rank] == [40, 40] and files.per_rank[0]["netcons"] > 0
+    assert not (Path(files.spikes_file).parent / "coreneuron_files" / "coredat").exists()  # files cleaned up
+
+
+def test_file_mode_refuses_soma_reports(ping):
+    cfg = derive_config(load_config(ping.simulation_config), engine="coreneuron", file_mode=True,
+                        output_dir="$BASE_DIR/out_fm_report")
+    cfg["reports"] = {"soma_v": {"cells": "all", "variable_name": "v", "module": "membrane_report",
+                                 "sections": "soma", "type": "compartment", "dt": 0.1, "start_time": 0.0,
+                                 "end_time": 300.0}}
+    path = write_config(cfg, ping.simulation_config, ping.path / "fm_report.json", overwrite=True)
+    with pytest.raises(RunFailed, match="soma reports.*file mode"):
+        run_config(path, 1)
