@@ -181,21 +181,25 @@ class LeanEdgeBuilder:
             return
         src_offset = self.net.gid_pool.get_gid(name=edges.source_population, node_id=0)
         src_gids = (edges.source_ids.astype(np.int64) + src_offset).astype(float)
-        template = edges.types["model_template"].reindex(edges.type_ids).to_numpy()
-        dynamics = edges.types["dynamics_params"].reindex(edges.type_ids).to_numpy()
+        # Everything per edge stays numeric: synapse model and parameter file are looked up per edge type.
+        types = edges.types.sort_index()
+        type_pos = np.searchsorted(types.index.to_numpy(), edges.type_ids)
+        template = types["model_template"].to_numpy()
+        dynamics = types["dynamics_params"].to_numpy()
+        type_key, _ = pd.factorize(pd.Series(template).astype(str) + "|" + pd.Series(dynamics).astype(str))
         if self.mode == "shared":
-            bad = set(template) - _LINEAR_SYNAPSES
+            bad = set(template[np.unique(type_pos)]) - _LINEAR_SYNAPSES
             if bad:
                 raise NotImplementedError(f"synapse models {sorted(bad)} are not known to be linear, so they cannot "
                                           "be shared: set \"bmtk_scaling\": {\"synapses\": \"per_edge\"}")
         if (edges.nsyns != 1).any():  # stock bionet makes nsyns synapses per edge: expand to one row each
             rep = edges.nsyns
-            src_gids, template, dynamics = np.repeat(src_gids, rep), np.repeat(template, rep), np.repeat(dynamics, rep)
+            src_gids, type_pos = np.repeat(src_gids, rep), np.repeat(type_pos, rep)
             weights, delays, targets = (np.repeat(edges.weights, rep), np.repeat(edges.delays, rep),
                                         np.repeat(edges.target_ids, rep))
         else:
             weights, delays, targets = edges.weights, edges.delays, edges.target_ids
-        key_ids, _ = pd.factorize(pd.Series(template).astype(str) + "|" + pd.Series(dynamics).astype(str))
+        key_ids = type_key[type_pos]
         starts = np.flatnonzero(np.r_[True, targets[1:] != targets[:-1]])
         ends = np.r_[starts[1:], targets.size]
         for begin, end in zip(starts, ends, strict=True):
@@ -205,14 +209,15 @@ class LeanEdgeBuilder:
                 cell_keys = key_ids[begin:end]
                 for kid in pd.unique(cell_keys):  # first-appearance order: deterministic
                     rows = begin + np.flatnonzero(cell_keys == kid)
-                    first = rows[0]
-                    syn = self._synapse_model(template[first])(self._dynamics(dynamics[first]), 0.5, section)
+                    t = type_pos[rows[0]]
+                    syn = self._synapse_model(template[t])(self._dynamics(dynamics[t]), 0.5, section)
                     self.synapses.append(syn)
                     h.bmtk_scaling_connect(syn, h.Vector(src_gids[rows]), h.Vector(weights[rows]),
                                            h.Vector(delays[rows]), self.netcons)
             else:
                 for k in range(begin, end):
-                    syn = self._synapse_model(template[k])(self._dynamics(dynamics[k]), 0.5, section)
+                    t = type_pos[k]
+                    syn = self._synapse_model(template[t])(self._dynamics(dynamics[t]), 0.5, section)
                     self.synapses.append(syn)
                     nc = pc.gid_connect(src_gids[k], syn)
                     nc.weight[0] = weights[k]
