@@ -146,12 +146,16 @@ class ScalingBioSimulator(BioSimulator):
                 mod.block(self, (0, self.n_steps))
             elif isinstance(mod, VectorSomaReport):
                 mod.collect(self)
+        self._finish(t1, t2)
+
+    def _finish(self, t_start: float, t_end: float) -> None:
+        """Let every module write its output, mend the spike file, record the time it took."""
         for mod in self._sim_mods:
             mod.finalize(self)
         pc.barrier()
         self._fix_outputs()
-        self.timings["write_output"] = time.perf_counter() - t2
-        io.log_info(f"Simulation completed in {t2 - t1:.3f} s")
+        self.timings["write_output"] = time.perf_counter() - t_end
+        io.log_info(f"Simulation completed in {t_end - t_start:.3f} s")
 
     def _run_from_files(self, t0: float) -> None:
         """CoreNEURON file mode: NEURON writes the model and frees it, CoreNEURON runs it from the files
@@ -174,12 +178,7 @@ class ScalingBioSimulator(BioSimulator):
                 for t, gid in zip(times.tolist(), gids.tolist(), strict=True):
                     pop_id = self.net.gid_pool.get_pool_id(gid)
                     mod._spike_writer.add_spike(node_id=pop_id.node_id, timestamp=t, population=pop_id.population)
-        for mod in self._sim_mods:
-            mod.finalize(self)
-        pc.barrier()
-        self._fix_outputs()
-        self.timings["write_output"] = time.perf_counter() - t2
-        io.log_info(f"Simulation completed in {t2 - t1:.3f} s")
+        self._finish(t1, t2)
 
     def _configure_engine(self) -> None:
         from neuron import coreneuron
