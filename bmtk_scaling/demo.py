@@ -35,7 +35,7 @@ def run_demo(out: Path, n_assemblies: int = 2, cells_per_assembly: int = 250, ts
     net = ping_assembly(out, n_assemblies=n_assemblies, cells_per_assembly=cells_per_assembly, tstop=tstop,
                         seed=seed, overwrite=overwrite)
     t1 = time.perf_counter()
-    print(f"      {net.n_nodes} cells, {net.n_edges} synapses in {t1 - t0:.1f} s -> {net.path}", flush=True)
+    print(f"      {net.n_nodes} cells, {net.n_edges} synapses in {t1 - t0:.2f} s -> {net.path}", flush=True)
     print(f"[2/3] simulating {tstop:g} ms on NEURON (bmtk bionet, 1 rank) ...", flush=True)
     spikes_file = simulate_serial(net.path)
     t2 = time.perf_counter()
@@ -67,7 +67,7 @@ def run_demo(out: Path, n_assemblies: int = 2, cells_per_assembly: int = 250, ts
     width = max(len(k) for k in summary)
     print()
     for key, val in summary.items():
-        print(f"  {key:<{width}}  {val:,.1f}" if isinstance(val, float) else f"  {key:<{width}}  {val:,d}")
+        print(f"  {key:<{width}}  {val:,.2f}" if isinstance(val, float) else f"  {key:<{width}}  {val:,d}")
     band = "inside" if 30.0 <= spectrum.peak_hz <= 40.0 else "outside"
     print(f"\n  gamma check: peak {spectrum.peak_hz:.1f} Hz is {band} the 30-40 Hz band")
     print(f"  raster: {png}")
