@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -26,6 +27,14 @@ def _save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
+
+
+def _log_x_at(ax, values) -> None:
+    """Log x axis labelled at the measured values (matplotlib's minor labels overlap on short ranges)."""
+    ax.set_xscale("log")
+    ticks = sorted(pd.to_numeric(pd.Series(values).dropna()).unique())
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def plot_strong(table: pd.DataFrame, path: Path) -> Path:
@@ -148,7 +157,7 @@ def plot_experiment(data: pd.DataFrame, x: str, y: str, hue: str | None, style: 
             ax.fill_between(med[x], med["min"], med["max"], color=hues.get(vals.get(hue), "C0"), alpha=0.15)
     ax.set(xlabel=x_label or x, ylabel=y, title=title)
     if logx:
-        ax.set_xscale("log")
+        _log_x_at(ax, data[x])
     if logy:
         ax.set_yscale("log")
     elif not logy:
@@ -168,7 +177,7 @@ def plot_experiment(data: pd.DataFrame, x: str, y: str, hue: str | None, style: 
         ax2.axhline(1.0, color="0.6", ls=":")
         ax2.set(xlabel=x_label or x, ylabel=f"{y}: {ratio[0]} / {ratio[1]}", title=f"{ratio[0]} / {ratio[1]}")
         if logx:
-            ax2.set_xscale("log")
+            _log_x_at(ax2, data[x])
         if style:
             ax2.legend(fontsize=7)
     return _save(fig, path)

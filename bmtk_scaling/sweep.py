@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from bmtk_scaling.atomic_output import write_text_atomic
-from bmtk_scaling.sweep_grid import NetworkPoint, Point, check_points, expand_points
+from bmtk_scaling.sweep_grid import NetworkPoint, Point, check_points, expand_points, gpu_problem
 from bmtk_scaling.sweep_results import (
     FAILED_DIR,
     RESULTS_CSV,
@@ -41,7 +41,7 @@ from bmtk_scaling.sweep_results import (
     read_point,
     write_json_durable,
 )
-from bmtk_scaling.sweep_spec import SweepSpec
+from bmtk_scaling.sweep_spec import SpecError, SweepSpec
 
 log = logging.getLogger(__name__)
 SPEC_COPY = "spec.yaml"
@@ -95,20 +95,21 @@ def run_sweep(spec: SweepSpec, out_dir: Path | None = None, *, reduced: bool = F
     ``point_list``/``array_index``: run only those points (a SLURM array task); ``prepare_only``: build
     networks, maps and configs, run nothing; ``collect_only``: assemble the CSV and the report only;
     ``points``: the spec's points when already expanded and checked (``sweep_grid.load_points``).
+    Points that this call runs on a GPU need GPU support here (a SpecError before anything runs).
     """
     if points is None:
         points = expand_points(spec, reduced)
-        check_points(spec, points, local=True)
+        check_points(spec, points, local=False)  # GPU support is checked below, for the points that run
     all_points = points
     points = select_points(all_points, point_list, array_index)
     out_dir = Path(out_dir or default_out_dir(spec, reduced)).absolute()
-    _claim(out_dir, spec)
     done = {p.id for p in points if read_point(out_dir, p.id) is not None}
-    todo = [p for p in points if p.id not in done]
+    todo = [] if collect_only else [p for p in points if p.id not in done]
+    if not prepare_only and (gpu := gpu_problem(todo)):  # only the points this call runs need a GPU here
+        raise SpecError(spec.source, [gpu])
+    _claim(out_dir, spec)
     outcome = SweepOutcome(out_dir=out_dir, total=len(points), skipped=len(done), ran=0)
     echo(f"sweep {spec.name}: {len(points)} points, {len(done)} already finished, {len(todo)} to run -> {out_dir}")
-    if collect_only:
-        todo = []
     runner = _PointRunner(spec, out_dir, launcher)
     if prepare_only:
         for point in todo:
@@ -140,7 +141,8 @@ def run_sweep(spec: SweepSpec, out_dir: Path | None = None, *, reduced: bool = F
     finished = {p.id for p in points if read_point(out_dir, p.id) is not None}
     outcome.remaining = len(points) - len(finished)
     outcome.csv = assemble_csv(out_dir, all_points)
-    if report and point_list is None and finished:
+    stopped_on_purpose = outcome.remaining > 0 and not outcome.failed
+    if report and point_list is None and finished and not stopped_on_purpose:
         from bmtk_scaling.scaling_report import make_report
 
         outcome.report = make_report(outcome.csv, out_dir / "report", spec=spec)

@@ -44,8 +44,10 @@ def sweep_command(spec_file: Path, out: Path | None, reduced: bool, max_points: 
     from bmtk_scaling.sweep_grid import load_points
     from bmtk_scaling.sweep_results import read_point
 
-    # Locally run points need what they ask for here (a GPU); scripts and listings are for elsewhere.
-    spec, points = load_points(spec_file, reduced, local=slurm_dir is None and not list_only)
+    # GPU points need a GPU where they run: a full local sweep checks here; scripts, listings, the prepare and
+    # collect jobs do not run them, and an array task checks its own points (run_sweep).
+    runs_all_here = not (slurm_dir or list_only or point_list or prepare_only or collect)
+    spec, points = load_points(spec_file, reduced, local=runs_all_here)
     if slurm_dir is not None:
         from bmtk_scaling.slurm import write_slurm_scripts
 

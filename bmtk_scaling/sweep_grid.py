@@ -84,7 +84,8 @@ def size_label(builder: str, params: dict[str, Any]) -> str:
 
 
 def expand_points(spec: SweepSpec, reduced: bool = False) -> list[Point]:
-    """Every point of the spec in run order (grid, network, size, seed, ranks, ... ); duplicates dropped."""
+    """Every point of the spec in run order (repeat, grid, network, size, seed, ranks, threads, strategy,
+    engine: points compared with each other run close in time); duplicates dropped."""
     grids = spec.grids
     if reduced:
         missing = [n.name for n in spec.networks if n.reduced_sizes is None]
@@ -92,16 +93,19 @@ def expand_points(spec: SweepSpec, reduced: bool = False) -> list[Point]:
             raise SpecError(spec.source, [f"--reduced needs reduced_sizes for network(s) {missing}"])
         grids = [_override(g, spec.reduced_axes) for g in grids]
     points, seen = [], set()
-    for gi, grid in enumerate(grids):
-        for entry in spec.networks:
-            if not entry.valid or (grid.networks is not None and entry.name not in grid.networks):
+    for repeat in range(max(g.repeats for g in grids)):  # outermost: a disturbed minute hits one repeat only
+        for gi, grid in enumerate(grids):
+            if repeat >= grid.repeats:
                 continue
-            sizes = entry.reduced_sizes if reduced else entry.sizes
-            for si, size in enumerate(sizes):
-                for point in _grid_points(entry, size, si, gi, grid):
-                    if point.id not in seen:
-                        seen.add(point.id)
-                        points.append(point)
+            for entry in spec.networks:
+                if not entry.valid or (grid.networks is not None and entry.name not in grid.networks):
+                    continue
+                sizes = entry.reduced_sizes if reduced else entry.sizes
+                for si, size in enumerate(sizes):
+                    for point in _grid_points(entry, size, si, gi, grid, repeat):
+                        if point.id not in seen:
+                            seen.add(point.id)
+                            points.append(point)
     return points
 
 
@@ -113,7 +117,7 @@ def _override(grid: Grid, axes: dict[str, Any]) -> Grid:
     return Grid(**values)
 
 
-def _grid_points(entry: NetworkEntry, size: dict, size_index: int, grid_index: int, grid: Grid):
+def _grid_points(entry: NetworkEntry, size: dict, size_index: int, grid_index: int, grid: Grid, repeat: int):
     defaults = builder_parameters(entry.builder)
     for seed, ranks, threads, strategy, engine in itertools.product(grid.seeds, grid.ranks, grid.threads,
                                                                     grid.strategies, grid.engines):
@@ -123,8 +127,7 @@ def _grid_points(entry: NetworkEntry, size: dict, size_index: int, grid_index: i
         for key in entry.scale_with_ranks:
             params[key] = params[key] * ranks
         net = NetworkPoint(entry.name, entry.builder, json.dumps(params, sort_keys=True))
-        for repeat in range(grid.repeats):
-            yield Point(net, ranks, threads, strategy, engine, repeat, size_index, grid_index)
+        yield Point(net, ranks, threads, strategy, engine, repeat, size_index, grid_index)
 
 
 def load_points(path, reduced: bool = False, local: bool = True) -> tuple[SweepSpec, list[Point]]:
@@ -169,18 +172,25 @@ def point_problems(spec: SweepSpec, points: list[Point], local: bool = True, str
     if threaded:
         problems.append(f"threads {threaded} with engine neuron: threads per rank are CoreNEURON's (nthread); "
                         "use engines [coreneuron] for those points (a grids: entry), or threads [1]")
-    if local and any(p.gpu for p in points):
-        from bmtk_scaling.gpu import HOW_TO_GET_GPU, probe_gpu_support
-
-        support = probe_gpu_support()
-        if not support.available:
-            n = sum(p.gpu for p in points)
-            how = HOW_TO_GET_GPU.split(" Run without")[0]
-            problems.append(f"{n} point(s) use engine coreneuron_gpu, but {support.reason}. {how} Use engine "
-                            "coreneuron to run on this machine's CPU, or write SLURM scripts for a GPU cluster "
-                            "with --slurm DIR")
+    if local and (gpu := gpu_problem(points)):
+        problems.append(gpu)
     problems += _builder_problems({p.network for p in points})
     return problems
+
+
+def gpu_problem(points: list[Point]) -> str | None:
+    """Why the GPU points among ``points`` cannot run on this machine, or None."""
+    n = sum(p.gpu for p in points)
+    if not n:
+        return None
+    from bmtk_scaling.gpu import HOW_TO_GET_GPU, probe_gpu_support
+
+    support = probe_gpu_support()
+    if support.available:
+        return None
+    how = HOW_TO_GET_GPU.split(" Run without")[0]
+    return (f"{n} point(s) use engine coreneuron_gpu, but {support.reason}. {how} Use engine coreneuron to run on "
+            "this machine's CPU, or write SLURM scripts for a GPU cluster with --slurm DIR")
 
 
 def _builder_problems(networks: set[NetworkPoint]) -> list[str]:
