@@ -2,7 +2,8 @@
 
 - strong scaling: one network on more ranks; speedup S(R) = R0 * T(R0) / T(R) from the smallest rank
   count R0 run, efficiency S(R) / R;
-- weak scaling: cells per rank fixed, ranks growing; efficiency T(R0) / T(R);
+- weak scaling: cells per rank fixed, ranks growing (Pesce et al.'s definition; synapses per rank are
+  shown, since a network whose synapses grow faster than its cells loads each rank more); efficiency T(R0) / T(R);
 - memory scaling: Memory = a * N^b fitted on log-log data by least squares (as Pesce et al. did with
   R's lm on log-transformed data), with R^2 and adjusted R^2, extrapolated to 1 M and 10 M cells;
 - ranks against threads at a fixed core count (ranks x threads);
@@ -98,6 +99,7 @@ def weak_scaling(df: pd.DataFrame) -> pd.DataFrame:
         if g["ranks"].nunique() < 2 or g["n_cells"].nunique() < 2:
             continue
         g = g.sort_values("ranks").copy()
+        g["synapses_per_rank"] = g["n_synapses"] / g["ranks"]  # cells per rank fixed need not mean synapses too
         for m in ("simulate_s", "total_s"):
             g[f"weak_efficiency_{m[:-2]}"] = g.iloc[0][m] / g[m]
         parts.append(g)

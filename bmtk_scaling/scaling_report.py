@@ -123,7 +123,7 @@ def _weak(df: pd.DataFrame, tmp: Path):
         return ("no two runs share the cells per rank on different rank counts (a spec network with "
                 "scale_with_ranks gives that)")
     sp.plot_weak(table, tmp / "weak_scaling.png")
-    cols = ["network", "engine", "strategy", "ranks", "n_cells", "cells_per_rank", "simulate_s",
+    cols = ["network", "engine", "strategy", "ranks", "n_cells", "cells_per_rank", "synapses_per_rank", "simulate_s",
             "weak_efficiency_simulate", "total_s", "weak_efficiency_total"]
     return ["weak_scaling.png", _write(tmp, "weak_scaling", table)], markdown_table(table[cols])
 
