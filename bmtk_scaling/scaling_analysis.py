@@ -9,8 +9,9 @@
 - ranks against threads at a fixed core count (ranks x threads);
 - load imbalance (max / mean compute time per rank) and barrier wait against ranks.
 
-Repeats of a point are combined by their median (the machine is shared and noisy; the median ignores
-one disturbed run). Every function takes and returns pandas DataFrames; none draws.
+Repeats of a point are combined by their median (robust to one disturbed run) or, on a machine shared
+with other work, by their minimum (other work only ever adds time, so the fastest repeat is the least
+disturbed): the spec's ``statistic``. Every function takes and returns pandas DataFrames; none draws.
 """
 
 from __future__ import annotations
@@ -60,21 +61,26 @@ def fit_power_law(x, y) -> PowerLawFit:
     return PowerLawFit(a=float(np.exp(log_a)), b=float(b), r2=r2, adj_r2=adj, n=n)
 
 
-def median_over_repeats(df: pd.DataFrame, values: list[str]) -> pd.DataFrame:
-    """One row per configuration (repeats and seeds combined by the median)."""
+STATISTICS = ("median", "min")
+
+
+def combine_repeats(df: pd.DataFrame, values: list[str], how: str = "median") -> pd.DataFrame:
+    """One row per configuration (repeats and seeds combined by ``how``: median or min)."""
+    if how not in STATISTICS:
+        raise ValueError(f"repeats are combined by one of {STATISTICS}, got {how!r}")
     keys = [k for k in CONFIG_KEYS if k in df.columns]
     cols = [v for v in values if v in df.columns]
     numeric = df[keys + cols].copy()
     for v in cols:
         numeric[v] = pd.to_numeric(numeric[v], errors="coerce")
-    out = numeric.groupby(keys, dropna=False, sort=True)[cols].median().reset_index()
+    out = numeric.groupby(keys, dropna=False, sort=True)[cols].agg(how).reset_index()
     out["repeats"] = numeric.groupby(keys, dropna=False, sort=True).size().to_numpy()
     return out
 
 
-def strong_scaling(df: pd.DataFrame, metric: str = "simulate_s") -> pd.DataFrame:
+def strong_scaling(df: pd.DataFrame, how: str = "median") -> pd.DataFrame:
     """Speedup and efficiency per network size whose runs span two or more rank counts (threads fixed)."""
-    med = median_over_repeats(df, ["simulate_s", "total_s"])
+    med = combine_repeats(df, ["simulate_s", "total_s"], how)
     group = ["network", "network_key", "n_cells", "threads", "strategy", "engine"]
     parts = []
     for _, g in med.groupby(group, sort=True):
@@ -90,9 +96,9 @@ def strong_scaling(df: pd.DataFrame, metric: str = "simulate_s") -> pd.DataFrame
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def weak_scaling(df: pd.DataFrame) -> pd.DataFrame:
+def weak_scaling(df: pd.DataFrame, how: str = "median") -> pd.DataFrame:
     """Time against ranks where cells per rank stay fixed and the network grows with the ranks."""
-    med = median_over_repeats(df, ["simulate_s", "total_s", "cells_per_rank"])
+    med = combine_repeats(df, ["simulate_s", "total_s", "cells_per_rank"], how)
     med["cells_per_rank_r"] = med["cells_per_rank"].round().astype(int)
     parts = []
     for _, g in med.groupby(["network", "cells_per_rank_r", "threads", "strategy", "engine"], sort=True):
@@ -106,14 +112,14 @@ def weak_scaling(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True).drop(columns="cells_per_rank_r") if parts else pd.DataFrame()
 
 
-def memory_fits(df: pd.DataFrame, min_sizes: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+def memory_fits(df: pd.DataFrame, min_sizes: int = 3, how: str = "median") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fits of peak memory (GiB, summed over ranks) against cells and against synapses.
 
     Two memories: ``total`` (peak RSS of every rank: what a job must request) and ``model`` (peak minus
     the RSS before the network was built: the interpreter, NEURON and bmtk excluded). Returns the
     median data points and one row per fit (group, memory, against) with a, b, R^2 and extrapolations.
     """
-    med = median_over_repeats(df, ["peak_rss_sum_mib", "model_rss_sum_mib", "peak_rss_max_mib"])
+    med = combine_repeats(df, ["peak_rss_sum_mib", "model_rss_sum_mib", "peak_rss_max_mib"], how)
     med["total_gib"] = med["peak_rss_sum_mib"] / 1024
     med["model_gib"] = med["model_rss_sum_mib"] / 1024
     rows = []
@@ -136,9 +142,9 @@ def memory_fits(df: pd.DataFrame, min_sizes: int = 3) -> tuple[pd.DataFrame, pd.
     return med, pd.DataFrame(rows)
 
 
-def ranks_vs_threads(df: pd.DataFrame) -> pd.DataFrame:
+def ranks_vs_threads(df: pd.DataFrame, how: str = "median") -> pd.DataFrame:
     """Configurations with the same cores (ranks x threads) split differently, threads > 1 among them."""
-    med = median_over_repeats(df, ["simulate_s", "total_s", "peak_rss_sum_mib"])
+    med = combine_repeats(df, ["simulate_s", "total_s", "peak_rss_sum_mib"], how)
     parts = []
     for _, g in med.groupby(["network", "network_key", "strategy", "engine", "cores"], sort=True):
         if g[["ranks", "threads"]].drop_duplicates().shape[0] < 2 or (g["threads"] <= 1).all():
@@ -147,12 +153,12 @@ def ranks_vs_threads(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def balance_vs_ranks(df: pd.DataFrame) -> pd.DataFrame:
+def balance_vs_ranks(df: pd.DataFrame, how: str = "median") -> pd.DataFrame:
     """Load imbalance and barrier wait per configuration, where NEURON reported per-rank compute time."""
     has = pd.to_numeric(df.get("load_balance"), errors="coerce").notna() if "load_balance" in df else None
     if has is None or not has.any():
         return pd.DataFrame()
-    med = median_over_repeats(df[has], ["imbalance", "wait_max_s", "wait_mean_s", "simulate_s", "load_balance"])
+    med = combine_repeats(df[has], ["imbalance", "wait_max_s", "wait_mean_s", "simulate_s", "load_balance"], how)
     parts = [g for _, g in med.groupby(["network", "network_key", "threads", "strategy", "engine"], sort=True)
              if g["ranks"].nunique() >= 2]
     if not parts:
@@ -163,18 +169,18 @@ def balance_vs_ranks(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def experiment_table(df: pd.DataFrame, x: str, y: str, hue: str | None, style: str | None = None,
-                     ratio: tuple[str, str] | None = None) -> pd.DataFrame:
-    """y (median over repeats and seeds) by x and hue (columns), plus y(ratio[0]) / y(ratio[1])."""
+                     ratio: tuple[str, str] | None = None, how: str = "median") -> pd.DataFrame:
+    """y (repeats and seeds combined by ``how``) by x and hue (columns), plus y(ratio[0]) / y(ratio[1])."""
     keys = [k for k in (x, style) if k]
     data = df.copy()
     data[y] = pd.to_numeric(data[y], errors="coerce")
     if hue:
-        table = data.groupby([*keys, hue], sort=True)[y].median().unstack(hue)
+        table = data.groupby([*keys, hue], sort=True)[y].agg(how).unstack(hue)
         table.columns = [f"{y} [{c}]" for c in table.columns]
         if ratio:
             a, b = (f"{y} [{v}]" for v in ratio)
             if a in table and b in table:
                 table[f"{ratio[0]}/{ratio[1]}"] = table[a] / table[b]
     else:
-        table = data.groupby(keys, sort=True)[y].median().to_frame()
+        table = data.groupby(keys, sort=True)[y].agg(how).to_frame()
     return table.reset_index()

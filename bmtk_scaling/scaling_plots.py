@@ -135,8 +135,9 @@ def plot_balance(table: pd.DataFrame, path: Path) -> Path:
 
 def plot_experiment(data: pd.DataFrame, x: str, y: str, hue: str | None, style: str | None,
                     ratio: tuple[str, str] | None, path: Path, title: str = "", logx: bool = False,
-                    logy: bool = False, x_label: str | None = None) -> Path:
-    """y against x, one line per (hue, style) value (median over repeats), plus a ratio panel if asked."""
+                    logy: bool = False, x_label: str | None = None, how: str = "median") -> Path:
+    """y against x, one line per (hue, style) value (repeats combined by ``how``, their range shaded), plus
+    a ratio panel if asked."""
     fig, axes = plt.subplots(1, 2 if ratio else 1, figsize=(10 if ratio else 6, 4), squeeze=False)
     ax = axes[0][0]
     data = data.copy()
@@ -149,13 +150,14 @@ def plot_experiment(data: pd.DataFrame, x: str, y: str, hue: str | None, style: 
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
         vals = dict(zip(keys, key, strict=True))
-        med = g.groupby(x, sort=True)[y].agg(["median", "min", "max"]).reset_index()
+        med = g.groupby(x, sort=True)[y].agg(value=how, lo="min", hi="max").reset_index()
         label = ", ".join(f"{v}" if k == hue else f"{k} {v}" for k, v in vals.items()) or y
-        ax.plot(med[x], med["median"], "o", ls=styles.get(vals.get(style), "-"), color=hues.get(vals.get(hue), "C0"),
+        ax.plot(med[x], med["value"], "o", ls=styles.get(vals.get(style), "-"), color=hues.get(vals.get(hue), "C0"),
                 label=label)
-        if (med["max"] > med["min"]).any():
-            ax.fill_between(med[x], med["min"], med["max"], color=hues.get(vals.get(hue), "C0"), alpha=0.15)
-    ax.set(xlabel=x_label or x, ylabel=y, title=title)
+        if (med["hi"] > med["lo"]).any():
+            ax.fill_between(med[x], med["lo"], med["hi"], color=hues.get(vals.get(hue), "C0"), alpha=0.15)
+    repeats = data.groupby([k for k in (x, *keys) if k], sort=False).size().max()
+    ax.set(xlabel=x_label or x, ylabel=f"{y} ({how} of {repeats} repeats)" if repeats > 1 else y, title=title)
     if logx:
         _log_x_at(ax, data[x])
     if logy:
@@ -167,7 +169,7 @@ def plot_experiment(data: pd.DataFrame, x: str, y: str, hue: str | None, style: 
         ax2 = axes[0][1]
         sub = data[data[hue].isin(ratio)]
         other = [k for k in (x, style) if k]
-        med = sub.groupby([*other, hue], sort=True)[y].median().unstack(hue)
+        med = sub.groupby([*other, hue], sort=True)[y].agg(how).unstack(hue)
         if all(r in med.columns for r in ratio):
             med["ratio"] = med[ratio[0]] / med[ratio[1]]
             med = med.reset_index()

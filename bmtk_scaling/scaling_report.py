@@ -2,8 +2,9 @@
 
 An analysis the data cannot support (one rank count only, fewer than three sizes, no NEURON
 balance figures, ...) is skipped with the reason, so a user knows what to add to the spec. The
-experiment figures a spec declares (``figures:``) are drawn too; the spec is taken from the sweep
-(or from ``spec.yaml`` beside the CSV). The report folder is written whole or not at all.
+experiment figures a spec declares (``figures:``) are drawn too, and its ``analyses:`` (if given) limit
+the standard ones to those its experiment is about; the spec is taken from the sweep (or from
+``spec.yaml`` beside the CSV). The report folder is written whole or not at all.
 """
 
 from __future__ import annotations
@@ -59,11 +60,14 @@ def make_report(csv_path: Path, out_dir: Path | None = None, spec: SweepSpec | N
         except ValueError as err:
             notes.append(f"the experiment figures of spec.yaml were not drawn: {err}")
     outcome = ReportOutcome(out_dir=out_dir)
+    how = spec.statistic if spec else "median"
     sections: list[str] = []
     with atomic_directory(out_dir, overwrite=True) as tmp:
         for name, fn in (("strong_scaling", _strong), ("weak_scaling", _weak), ("memory_scaling", _memory),
                          ("ranks_threads", _threads), ("load_balance", _balance)):
-            result = fn(df, tmp)
+            if spec is not None and name not in spec.analyses:
+                continue  # the spec names the analyses its experiment is about
+            result = fn(df, tmp, how)
             if isinstance(result, str):
                 outcome.skipped[name] = result
             else:
@@ -71,7 +75,7 @@ def make_report(csv_path: Path, out_dir: Path | None = None, spec: SweepSpec | N
                 sections.append(f"## {name}\n\n" + "\n".join(f"![{f}]({f})" for f in result[0] if f.endswith(".png"))
                                 + "\n\n" + result[1])
         for fig in (spec.figures if spec else []):
-            result = _experiment(df, fig, tmp)
+            result = _experiment(df, fig, tmp, how)
             if isinstance(result, str):
                 outcome.skipped[fig.name] = result
             else:
@@ -80,7 +84,8 @@ def make_report(csv_path: Path, out_dir: Path | None = None, spec: SweepSpec | N
                                 + (f"{fig.caption}\n\n" if fig.caption else "") + result[1])
         skipped = "".join(f"- {k}: {v}\n" for k, v in outcome.skipped.items())
         title = f"# Report: {spec.name}\n\n{spec.description}\n\n" if spec else "# Scaling report\n\n"
-        outcome.text = (title + f"{len(df)} runs from {csv_path.name}.\n\n" + "\n\n".join(sections)
+        outcome.text = (title + f"{len(df)} runs from {csv_path.name}; repeats combined by their {how}.\n\n"
+                        + "\n\n".join(sections)
                         + (f"\n\n## Skipped\n\n{skipped}" if skipped else "") + "".join(f"\n{n}\n" for n in notes))
         write_text_atomic(tmp / "report.md", outcome.text)
         outcome.written.append("report.md")
@@ -107,8 +112,8 @@ def _write(tmp: Path, name: str, table: pd.DataFrame) -> str:
     return f"{name}.csv"
 
 
-def _strong(df: pd.DataFrame, tmp: Path):
-    table = sa.strong_scaling(df)
+def _strong(df: pd.DataFrame, tmp: Path, how: str):
+    table = sa.strong_scaling(df, how=how)
     if table.empty:
         return "no network size was run on two or more rank counts with the same threads, strategy and engine"
     sp.plot_strong(table, tmp / "strong_scaling.png")
@@ -117,8 +122,8 @@ def _strong(df: pd.DataFrame, tmp: Path):
     return ["strong_scaling.png", _write(tmp, "strong_scaling", table)], markdown_table(table[cols])
 
 
-def _weak(df: pd.DataFrame, tmp: Path):
-    table = sa.weak_scaling(df)
+def _weak(df: pd.DataFrame, tmp: Path, how: str):
+    table = sa.weak_scaling(df, how=how)
     if table.empty:
         return ("no two runs share the cells per rank on different rank counts (a spec network with "
                 "scale_with_ranks gives that)")
@@ -128,8 +133,8 @@ def _weak(df: pd.DataFrame, tmp: Path):
     return ["weak_scaling.png", _write(tmp, "weak_scaling", table)], markdown_table(table[cols])
 
 
-def _memory(df: pd.DataFrame, tmp: Path):
-    points, fits = sa.memory_fits(df)
+def _memory(df: pd.DataFrame, tmp: Path, how: str):
+    points, fits = sa.memory_fits(df, how=how)
     if fits.empty:
         return "fewer than three network sizes share one network, engine, rank count, threads and strategy"
     sp.plot_memory(points, fits, tmp / "memory_scaling.png")
@@ -139,8 +144,8 @@ def _memory(df: pd.DataFrame, tmp: Path):
     return files, markdown_table(fits[[c for c in cols if c in fits]])
 
 
-def _threads(df: pd.DataFrame, tmp: Path):
-    table = sa.ranks_vs_threads(df)
+def _threads(df: pd.DataFrame, tmp: Path, how: str):
+    table = sa.ranks_vs_threads(df, how=how)
     if table.empty:
         return "no core count (ranks x threads) was split both as more ranks and as more threads"
     sp.plot_ranks_threads(table, tmp / "ranks_threads.png")
@@ -148,10 +153,10 @@ def _threads(df: pd.DataFrame, tmp: Path):
     return ["ranks_threads.png", _write(tmp, "ranks_threads", table)], markdown_table(table[cols])
 
 
-def _balance(df: pd.DataFrame, tmp: Path):
+def _balance(df: pd.DataFrame, tmp: Path, how: str):
     if pd.to_numeric(df.get("load_balance"), errors="coerce").notna().sum() == 0:
         return "no per-rank compute times: CoreNEURON reports none; NEURON runs on 2+ ranks give them"
-    table = sa.balance_vs_ranks(df)
+    table = sa.balance_vs_ranks(df, how=how)
     if table.empty:
         return "per-rank compute times exist for one rank count only"
     sp.plot_balance(table, tmp / "load_balance.png")
@@ -166,7 +171,7 @@ def _column(df: pd.DataFrame, name: str | None) -> str | None:
     return f"param_{name}" if f"param_{name}" in df.columns else None
 
 
-def _experiment(df: pd.DataFrame, fig: FigureSpec, tmp: Path):
+def _experiment(df: pd.DataFrame, fig: FigureSpec, tmp: Path, how: str):
     cols = {k: _column(df, getattr(fig, k)) for k in ("x", "y", "hue", "style")}
     missing = [getattr(fig, k) for k, v in cols.items() if v is None and getattr(fig, k) is not None]
     if missing:
@@ -175,7 +180,7 @@ def _experiment(df: pd.DataFrame, fig: FigureSpec, tmp: Path):
     if data[cols["x"]].nunique() < 2 and not cols["hue"]:
         return f"only one value of {fig.x}"
     sp.plot_experiment(data, cols["x"], cols["y"], cols["hue"], cols["style"], fig.ratio, tmp / f"{fig.name}.png",
-                       title=fig.title or fig.name, logx=fig.logx, logy=fig.logy, x_label=fig.x)
-    table = sa.experiment_table(data, cols["x"], cols["y"], cols["hue"], cols["style"], fig.ratio)
+                       title=fig.title or fig.name, logx=fig.logx, logy=fig.logy, x_label=fig.x, how=how)
+    table = sa.experiment_table(data, cols["x"], cols["y"], cols["hue"], cols["style"], fig.ratio, how=how)
     table = table.rename(columns={cols["x"]: fig.x})
     return [f"{fig.name}.png", _write(tmp, fig.name, table)], markdown_table(table)

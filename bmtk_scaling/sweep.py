@@ -117,9 +117,11 @@ def run_sweep(spec: SweepSpec, out_dir: Path | None = None, *, reduced: bool = F
         echo(f"prepared {len({p.network.key for p in todo})} networks and the maps and configs of {len(todo)} points")
         return outcome
     bar = _progress(todo, spec.name, progress)
+    stopped_on_purpose = False
     try:
         for point in todo:
             if max_points is not None and outcome.ran + len(outcome.failed) >= max_points:
+                stopped_on_purpose = True
                 break
             bar.set_postfix_str(f"{outcome.ran + len(outcome.failed) + 1}/{len(todo)} {point.id}", refresh=True)
             try:
@@ -141,8 +143,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path | None = None, *, reduced: bool = F
     finished = {p.id for p in points if read_point(out_dir, p.id) is not None}
     outcome.remaining = len(points) - len(finished)
     outcome.csv = assemble_csv(out_dir, all_points)
-    stopped_on_purpose = outcome.remaining > 0 and not outcome.failed
-    if report and point_list is None and finished and not stopped_on_purpose:
+    if report and point_list is None and finished and not stopped_on_purpose:  # no report of half a sweep
         from bmtk_scaling.scaling_report import make_report
 
         outcome.report = make_report(outcome.csv, out_dir / "report", spec=spec)

@@ -80,7 +80,7 @@ def sweep_command(spec_file: Path, out: Path | None, reduced: bool, max_points: 
         click.echo(f"  failed {pid}: {err}", err=True)
     if outcome.report is not None:
         _print_report(outcome.report)
-    if outcome.remaining and not outcome.failed:
+    if outcome.remaining and not outcome.failed and max_points is not None:
         click.echo(f"stopped after {outcome.ran} point(s) as asked; rerun the same command for the other "
                    f"{outcome.remaining}")
     if outcome.failed:

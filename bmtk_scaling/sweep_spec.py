@@ -26,6 +26,8 @@ fails on point 40 of 60 for a typo costs an afternoon.
     reduced: {ranks: [1, 2]}             # axis overrides used by --reduced
     timeout_s: 600                       # per run
     figures: [{name: fig, x: n_cells, y: simulate_s, hue: engine, ratio: [random, by_assembly]}]
+    analyses: [strong_scaling, load_balance]   # standard report figures to draw (default: all the data supports)
+    statistic: min                       # repeats combined by min (shared machine) or median (default)
     slurm: {partition: gpu, account: abc, time: "01:00:00", cores_per_node: 64, gpus_per_node: 4}
 """
 
@@ -44,7 +46,9 @@ from bmtk_scaling.partition import STRATEGIES
 BUILDERS = ("ping", "pairs", "cliques")
 ENGINES = ("neuron", "coreneuron", "coreneuron_gpu")
 AXES = ("ranks", "threads", "strategies", "engines", "seeds", "repeats", "total_cores")
-TOP_KEYS = {"name", "description", "paper", "networks", "timeout_s", "figures", "slurm", "grids", "reduced", *AXES}
+TOP_KEYS = {"name", "description", "paper", "networks", "timeout_s", "figures", "analyses", "statistic", "slurm",
+            "grids", "reduced", *AXES}
+ANALYSES = ("strong_scaling", "weak_scaling", "memory_scaling", "ranks_threads", "load_balance")
 NETWORK_KEYS = {"name", "builder", "params", "sizes", "reduced_sizes", "scale_with_ranks"}
 GRID_KEYS = {*AXES, "networks"}
 FIGURE_KEYS = {"name", "x", "y", "hue", "style", "ratio", "logx", "logy", "title", "caption"}
@@ -129,6 +133,8 @@ class SweepSpec:
     figures: list[FigureSpec] = field(default_factory=list)
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
     reduced_axes: dict[str, Any] = field(default_factory=dict)
+    analyses: tuple[str, ...] = ANALYSES  # the standard analyses the report draws (where the data supports them)
+    statistic: str = "median"  # how repeats are combined: median, or min (the least disturbed on a shared machine)
 
 
 def builder_parameters(builder: str) -> dict[str, Any]:
@@ -212,10 +218,20 @@ def _parse(text: str, source: str) -> tuple[SweepSpec | None, list[str]]:
         problems.append(f"timeout_s must be a positive number of seconds, got {timeout!r}")
         timeout = 3600.0
     figures = _figures(raw.get("figures") or [], networks, problems)
+    analyses = raw.get("analyses", list(ANALYSES))
+    analyses = [analyses] if isinstance(analyses, str) else analyses
+    if not isinstance(analyses, list) or set(analyses) - set(ANALYSES):
+        problems.append(f"analyses must be a list of some of {list(ANALYSES)}, got {analyses!r}")
+        analyses = list(ANALYSES)
+    statistic = raw.get("statistic", "median")
+    if statistic not in ("median", "min"):
+        problems.append(f"statistic must be median or min (how repeats are combined), got {statistic!r}")
+        statistic = "median"
     slurm = _slurm(raw.get("slurm") or {}, problems)
     spec = SweepSpec(name=name, source=source, text=text, networks=networks, grids=grids, timeout_s=float(timeout),
                      description=str(raw.get("description") or "").strip(), paper=str(raw.get("paper") or ""),
-                     figures=figures, slurm=slurm, reduced_axes={k: v for k, v in reduced.items() if k in AXES})
+                     figures=figures, slurm=slurm, reduced_axes={k: v for k, v in reduced.items() if k in AXES},
+                     analyses=tuple(analyses), statistic=statistic)
     return spec, problems
 
 

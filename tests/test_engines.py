@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -18,7 +19,10 @@ from bmtk_scaling.runner import RunFailed, run_config
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([shutil.which("bmtk-scaling"), *args], capture_output=True, text=True, timeout=900)
+    beside = Path(sys.executable).parent / "bmtk-scaling"  # `.venv/bin/python -m pytest` leaves PATH as it was
+    exe = str(beside) if beside.is_file() else shutil.which("bmtk-scaling")
+    assert exe, "the console script must be installed (pip install -e .)"
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")

@@ -65,6 +65,10 @@ def test_strong_scaling_speedup_and_efficiency_with_median_of_repeats():
     assert table.loc[3, "efficiency_simulate"] == pytest.approx(10.5 / 4.0 / 3)
     assert table.loc[3, "speedup_total"] == pytest.approx(2.0)
     assert sa.strong_scaling(rows(ranks=[2], n_cells=[100], simulate_s=[1.0], total_s=[1.0])).empty
+    fastest = sa.strong_scaling(df, how="min").set_index("ranks")  # the least disturbed repeat
+    assert fastest.loc[1, "simulate_s"] == 10.0 and fastest.loc[2, "speedup_simulate"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="median"):
+        sa.strong_scaling(df, how="mean")
 
 
 def test_strong_scaling_from_more_than_one_rank():

@@ -67,6 +67,8 @@ def test_point_ids_depend_on_what_decides_a_measurement(tmp_path):
     (("ranks: [1, 2]", "ranks: [1, 2]\nengines: [neuron, nest]"), "unknown engines ['nest']"),
     (("ranks: [1, 2]", "ranks: [0, 2]"), "ranks must be a non-empty list of integers >= 1"),
     (("ranks: [1, 2]", "ranks: [1, 2]\nrepeats: 0"), "repeats must be a positive integer"),
+    (("ranks: [1, 2]", "ranks: [1, 2]\nstatistic: mean"), "statistic must be median or min"),
+    (("ranks: [1, 2]", "ranks: [1, 2]\nanalyses: [speedup]"), "analyses must be a list of some of"),
     (("ranks: [1, 2]", "ranks: [1, 2]\nfigures: [{name: f, x: nope}]"), "x 'nope' is not a results column"),
     (("ranks: [1, 2]", "ranks: [1, 2]\nslurm: {time: soon}"), "time must be [D-]HH:MM:SS"),
     (("ranks: [1, 2]", "ranks: [1, 2]\nslurm: {partition: a, gpus: 4}"), "unknown key ['gpus'] in slurm"),
