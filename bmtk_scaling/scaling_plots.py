@@ -54,7 +54,7 @@ def plot_strong(table: pd.DataFrame, path: Path) -> Path:
     ax2.set(xlabel="MPI ranks", ylabel="parallel efficiency", title="Strong scaling: efficiency", ylim=(0, None))
     for ax in (ax1, ax2):
         ax.set_xticks(sorted(table["ranks"].unique()))
-    ax1.legend(fontsize=7)
+    ax1.legend(fontsize=6, loc="upper left")
     return _save(fig, path)
 
 
@@ -71,7 +71,7 @@ def plot_weak(table: pd.DataFrame, path: Path) -> Path:
     ax2.set(xlabel="MPI ranks", ylabel="T(R0) / T(R)", title="Weak scaling efficiency", ylim=(0, None))
     for ax in (ax1, ax2):
         ax.set_xticks(sorted(table["ranks"].unique()))
-    ax1.legend(fontsize=7)
+    ax1.legend(fontsize=6, loc="upper left")
     return _save(fig, path)
 
 
