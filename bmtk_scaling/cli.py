@@ -204,5 +204,15 @@ def _register_partition_command() -> None:
 _register_partition_command()
 
 
+def _register_sweep_commands() -> None:
+    from bmtk_scaling.sweep_cli import report_command, sweep_command
+
+    main.add_command(sweep_command)
+    main.add_command(report_command)
+
+
+_register_sweep_commands()
+
+
 if __name__ == "__main__":
     sys.exit(main())

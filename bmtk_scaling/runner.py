@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,7 +73,23 @@ class RunResult:
         return out
 
 
-def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = True) -> RunResult:
+LAUNCHERS = ("mpiexec", "srun")
+
+
+def launch_command(launcher: str, ranks: int) -> list[str]:
+    """The MPI launcher prefix: this environment's mpiexec, or SLURM's srun inside an allocation."""
+    if launcher == "mpiexec":
+        return [str(mpiexec_path()), "-n", str(ranks)]
+    if launcher == "srun":
+        srun = shutil.which("srun")
+        if srun is None:
+            raise ValueError("launcher srun: no srun on PATH (run inside a SLURM job, or use the launcher mpiexec)")
+        return [srun, "-n", str(ranks), "--kill-on-bad-exit=1"]
+    raise ValueError(f"launcher must be one of {LAUNCHERS}, got {launcher!r}")
+
+
+def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = True,
+               launcher: str = "mpiexec") -> RunResult:
     """Run ``config`` on ``ranks`` MPI processes and return its measurements; raise RunFailed otherwise."""
     config = Path(config).absolute()
     raw = load_config(config)
@@ -87,7 +104,7 @@ def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = 
     with tempfile.TemporaryDirectory(prefix=".bmtk-scaling-run-", dir=config.parent) as tmp:
         tmp = Path(tmp)
         metrics = tmp / "metrics.json"
-        cmd = [str(mpiexec_path()), "-n", str(ranks), sys.executable, "-m", "bmtk_scaling.simulate", str(config),
+        cmd = [*launch_command(launcher, ranks), sys.executable, "-m", "bmtk_scaling.simulate", str(config),
                "--metrics", str(metrics), "--expect-ranks", str(ranks), "--status-dir", str(tmp)]
         env = configure_neuron_environment(dict(os.environ))
         env["PYTHONUNBUFFERED"] = "1"
@@ -100,6 +117,9 @@ def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = 
             _kill_group(proc)
             raise RunFailed(f"{config.name} on {ranks} rank(s) did not finish within {timeout:g} s and was stopped; "
                             + _unfinished_ranks(tmp, ranks)) from None
+        except BaseException:  # Ctrl-C or a signal: the ranks run in their own session, so stop them too
+            _kill_group(proc)
+            raise
         wall = time.perf_counter() - t0
         if not quiet:
             sys.stdout.write(out)
