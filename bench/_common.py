@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import os
-import platform
 import resource
 import time
-from importlib import metadata
 from pathlib import Path
 
 
@@ -34,27 +31,14 @@ def measure(fn, **kwargs) -> dict:
 
 
 def machine() -> dict:
-    versions = {}
-    for dist in ("bmtk", "neuron", "numpy", "h5py", "pymetis", "mpi4py", "mpich"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_gib, 1),
-            "python": platform.python_version(), "versions": versions}
+    """Machine, versions, command and commit: the same provenance a sweep records per row."""
+    from bmtk_scaling.sweep_results import provenance
+
+    return provenance()
 
 
 def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
+    """Results file written whole or not at all."""
+    from bmtk_scaling.atomic_output import write_text_atomic
+
+    write_text_atomic(Path(path), json.dumps(data, indent=2, default=str) + "\n")
