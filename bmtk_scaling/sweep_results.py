@@ -18,13 +18,13 @@ import shlex
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+from bmtk_scaling.atomic_output import write_text_atomic
 from bmtk_scaling.sweep_grid import Point
 
 SCHEMA_VERSION = 1
@@ -135,31 +135,8 @@ def _iso(t: float) -> str:
 
 
 def write_json_durable(path: Path, data: dict) -> None:
-    """Write JSON through a temporary file, fsync it, rename it into place and fsync the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(data, indent=1, default=_json_default) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """Write JSON atomically and fsync it and its folder: a finished sweep point survives a crash."""
+    write_text_atomic(Path(path), json.dumps(data, indent=1, default=_json_default) + "\n", durable=True)
 
 
 def _json_default(value):
