@@ -32,13 +32,13 @@ def measure(fn, **kwargs) -> dict:
 
 def machine() -> dict:
     """Machine, versions, command and commit: the same provenance a sweep records per row."""
-    from bmtk_scaling.sweep_results import provenance
+    from bmtk_scaling.sweep.records import provenance
 
     return provenance()
 
 
 def write_json(path: Path, data: dict) -> None:
     """Results file written whole or not at all."""
-    from bmtk_scaling.atomic_output import write_text_atomic
+    from bmtk_scaling.atomic import write_text_atomic
 
     write_text_atomic(Path(path), json.dumps(data, indent=2, default=str) + "\n")

@@ -28,7 +28,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
 
-    from bmtk_scaling.compare import compare_engines
+    from bmtk_scaling.run.compare import compare_engines
     from network_builders import ping_assembly
 
     rows = []

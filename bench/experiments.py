@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, write_json  # noqa: E402
 
-from bmtk_scaling.sweep import run_sweep  # noqa: E402
-from bmtk_scaling.sweep_grid import load_points  # noqa: E402
+from bmtk_scaling.sweep.execute import run_sweep  # noqa: E402
+from bmtk_scaling.sweep.grid import load_points  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "sim_configs" / "experiments"

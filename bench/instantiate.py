@@ -35,13 +35,13 @@ def profile_stock(config: Path, top: int) -> str:
 
     code = f"""
 import cProfile, pstats, io, os
-from bmtk_scaling.mpi_env import configure_neuron_environment
+from bmtk_scaling.environment import configure_neuron_environment
 configure_neuron_environment()
 from neuron import h
 h.nrnmpi_init()
 from bmtk.simulator import bionet
-import bmtk_scaling.cell_drive
-from bmtk_scaling.sim_config import resolved_for_bmtk
+import bmtk_scaling.bionet.cell_drive
+from bmtk_scaling.sonata.configs import resolved_for_bmtk
 os.chdir({str(config.parent)!r})
 conf = bionet.Config.from_dict(resolved_for_bmtk({str(config)!r}), validate=True)
 conf.build_env()
@@ -72,10 +72,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
 
-    from bmtk_scaling.analysis import read_spikes
-    from bmtk_scaling.compare import compare_spikes
-    from bmtk_scaling.configure import derive_config, load_config, write_config
-    from bmtk_scaling.runner import run_config
+    from bmtk_scaling.config.derive import derive_config, load_config, write_config
+    from bmtk_scaling.report.activity import read_spikes
+    from bmtk_scaling.run.compare import compare_spikes
+    from bmtk_scaling.run.launcher import run_config
     from network_builders import ping_assembly
 
     rows, profile = [], None

@@ -33,8 +33,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
 
-    from bmtk_scaling.configure import derive_config, load_config, write_config
-    from bmtk_scaling.runner import run_config
+    from bmtk_scaling.config.derive import derive_config, load_config, write_config
+    from bmtk_scaling.run.launcher import run_config
     from network_builders import ping_assembly
 
     rows = []

@@ -24,12 +24,12 @@ def run_network(kind: str, params: dict, ranks: list[int], seed: int) -> dict:
     import pymetis
 
     import network_builders
-    from bmtk_scaling.fingerprint import network_fingerprint
-    from bmtk_scaling.partition import metis_mode, metis_volume
-    from bmtk_scaling.partition_cli import compare_strategies
-    from bmtk_scaling.partition_metrics import evaluate
-    from bmtk_scaling.sonata_files import network_files
-    from bmtk_scaling.sonata_graph import read_graph
+    from bmtk_scaling.cli.partition import compare_strategies
+    from bmtk_scaling.partition.metrics import evaluate
+    from bmtk_scaling.partition.strategies import metis_mode, metis_volume
+    from bmtk_scaling.sonata.configs import network_files
+    from bmtk_scaling.sonata.fingerprint import network_fingerprint
+    from bmtk_scaling.sonata.graph import read_graph
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

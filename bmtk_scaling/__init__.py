@@ -4,7 +4,7 @@ Importing the package only prepares the process environment (the MPI library NEU
 it never imports NEURON or bmtk, so the CLI starts fast and MPI can still be initialised first.
 """
 
-from bmtk_scaling.mpi_env import configure_neuron_environment
+from bmtk_scaling.environment import configure_neuron_environment
 
 __version__ = "0.1.0"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bmtk_scaling.sim_config import RunSettings
 from network_builders import _checks, _random
+from network_builders.configs import RunSettings
 from network_builders.ping_assembly import DRIVE_FOREVER
 from network_builders.spec import BuiltNetwork, CellGroup, EdgeClass, NetworkSpec
 from network_builders.writer import build_network

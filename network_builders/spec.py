@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from bmtk_scaling.sim_config import RunSettings
+from network_builders.configs import RunSettings
 
 # Per-node columns every benchmark network stores (one SONATA node group, readable by any tool):
 #   role        E / I (PING), sender / receiver (N-Pairs), driven / member (N-K-Cliques)

@@ -18,10 +18,11 @@ import h5py
 import numpy as np
 from bmtk.builder import NetworkBuilder
 
-from bmtk_scaling import mechanisms, sim_config
-from bmtk_scaling.atomic_output import atomic_directory, check_output_dir
-from bmtk_scaling.sonata_compat import add_spec_index_names, move_root_string_attributes
-from bmtk_scaling.sparse_builder import EdgeList, SparseNetwork
+from bmtk_scaling import mechanisms
+from bmtk_scaling.atomic import atomic_directory, check_output_dir, write_json
+from bmtk_scaling.sonata.compat import add_spec_index_names, move_root_string_attributes
+from network_builders import configs
+from network_builders.sparse_adaptor import EdgeList, SparseNetwork
 from network_builders.spec import NODE_COLUMNS, BuiltNetwork, NetworkSpec
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ RUN_SCRIPT = '''"""Run this network with BMTK's bionet: python run_bionet.py [si
 
 import sys
 
-from bmtk_scaling.simulate import main
+from bmtk_scaling.run.rank_main import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:] or ["simulation_config.json"]))
@@ -80,10 +81,10 @@ def write_network(spec: NetworkSpec, out_dir: Path, overwrite: bool = False, com
         _check_node_order(spec, net_dir / f"{spec.population}_nodes.h5")
 
         _copy_components(tmp / "components")
-        sim_config.write_json(tmp / sim_config.CIRCUIT_CONFIG, sim_config.circuit_config(spec.population))
-        sim_config.write_json(tmp / sim_config.SIMULATION_CONFIG, sim_config.simulation_config(spec.run))
+        write_json(tmp / configs.CIRCUIT_CONFIG, configs.circuit_config(spec.population))
+        write_json(tmp / configs.SIMULATION_CONFIG, configs.simulation_config(spec.run))
         (tmp / "run_bionet.py").write_text(RUN_SCRIPT)
-        sim_config.write_json(
+        write_json(
             tmp / "network_parameters.json",
             {
                 "kind": spec.kind,

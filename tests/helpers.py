@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bmtk_scaling.analysis import read_spikes
-from bmtk_scaling.mpi_env import configure_neuron_environment
+from bmtk_scaling.environment import configure_neuron_environment
+from bmtk_scaling.report.activity import read_spikes
 
 
 def run_network(network_dir: Path, config: str = "simulation_config.json", timeout: float = 600):

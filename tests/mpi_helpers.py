@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bmtk_scaling.mpi_env import configure_neuron_environment, mpiexec_path
+from bmtk_scaling.environment import configure_neuron_environment, mpiexec_path
 
 PROBE = Path(__file__).with_name("mpi_probe.py")
 

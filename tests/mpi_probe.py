@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from bmtk_scaling.simulate import main
+from bmtk_scaling.run.rank_main import main
 
 if __name__ == "__main__":
     config, out_dir, n_gids = sys.argv[1], Path(sys.argv[2]).absolute(), int(sys.argv[3])

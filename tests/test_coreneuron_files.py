@@ -1,4 +1,4 @@
-"""CoreNEURON file mode (bmtk_scaling.coreneuron_files): exact spike times, and the same spikes as NEURON.
+"""CoreNEURON file mode (bmtk_scaling.bionet.coreneuron_files): exact spike times, and the same spikes as NEURON.
 
 The integration test runs this file as a script (``python test_coreneuron_files.py CONFIG OUT``) under
 real mpiexec: each rank builds the model, runs it with NEURON's psolve, then again with
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bmtk_scaling.coreneuron_files import SPIKE_TEPS, _time_grid, exact_spike_times, read_out_dat
+from bmtk_scaling.bionet.coreneuron_files import SPIKE_TEPS, _time_grid, exact_spike_times, read_out_dat
 
 
 def test_exact_spike_times_recovers_neuron_doubles():
@@ -56,7 +56,7 @@ def test_read_out_dat_filters_and_sorts(tmp_path):
 
 def _run(config: Path, out: Path, ranks: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Spikes of all ranks, sorted by (time, gid): {"neuron": (t, gid), "files": (t, gid)}."""
-    from bmtk_scaling.mpi_env import configure_neuron_environment, mpiexec_path
+    from bmtk_scaling.environment import configure_neuron_environment, mpiexec_path
 
     env = configure_neuron_environment(dict(os.environ))
     cmd = [sys.executable, __file__, str(config), str(out)]
@@ -75,7 +75,7 @@ def _run(config: Path, out: Path, ranks: int) -> dict[str, tuple[np.ndarray, np.
 
 
 def test_file_mode_gives_neuron_spikes_on_1_and_2_ranks(small_ping, tmp_path):
-    from bmtk_scaling.coreneuron_files import standalone_command
+    from bmtk_scaling.bionet.coreneuron_files import standalone_command
 
     config = small_ping.simulation_config
     runs = {ranks: _run(config, tmp_path / f"ranks{ranks}", ranks) for ranks in (1, 2)}
@@ -96,8 +96,8 @@ def test_file_mode_gives_neuron_spikes_on_1_and_2_ranks(small_ping, tmp_path):
 
 
 def _drive(config: Path, out: Path) -> None:
-    """Build ``config`` with bionet as bmtk_scaling.simulate does; run it with psolve, then from files."""
-    from bmtk_scaling.mpi_env import configure_neuron_environment
+    """Build ``config`` with bionet as bmtk_scaling.run.rank_main does; run it with psolve, then from files."""
+    from bmtk_scaling.environment import configure_neuron_environment
 
     configure_neuron_environment()
     config, out = config.absolute(), out.absolute()
@@ -108,10 +108,10 @@ def _drive(config: Path, out: Path) -> None:
     pc = h.ParallelContext()
     from bmtk.simulator import bionet
 
-    import bmtk_scaling.cell_drive  # noqa: F401  (registers attach_drive)
-    from bmtk_scaling.coreneuron_files import run_file_mode
-    from bmtk_scaling.engine import ScalingBioSimulator
-    from bmtk_scaling.sim_config import resolved_for_bmtk
+    import bmtk_scaling.bionet.cell_drive  # noqa: F401  (registers attach_drive)
+    from bmtk_scaling.bionet.coreneuron_files import run_file_mode
+    from bmtk_scaling.bionet.simulator import ScalingBioSimulator
+    from bmtk_scaling.sonata.configs import resolved_for_bmtk
 
     conf = bionet.Config.from_dict(resolved_for_bmtk(config), validate=True)
     conf.build_env()

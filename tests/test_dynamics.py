@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bmtk_scaling.analysis import population_spectrum
+from bmtk_scaling.report.activity import population_spectrum
 from tests.helpers import run_network
 
 

@@ -10,9 +10,9 @@ import libsonata
 import numpy as np
 import pytest
 
-from bmtk_scaling.analysis import read_spikes
-from bmtk_scaling.configure import derive_config, load_config, write_config
-from bmtk_scaling.runner import RunFailed, run_config
+from bmtk_scaling.config.derive import derive_config, load_config, write_config
+from bmtk_scaling.report.activity import read_spikes
+from bmtk_scaling.run.launcher import RunFailed, run_config
 from tests.helpers import cli
 
 

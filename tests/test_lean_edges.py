@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bmtk_scaling.analysis import read_spikes
-from bmtk_scaling.configure import derive_config, load_config, write_config
-from bmtk_scaling.runner import run_config
+from bmtk_scaling.config.derive import derive_config, load_config, write_config
+from bmtk_scaling.report.activity import read_spikes
+from bmtk_scaling.run.launcher import run_config
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_shared_is_identical_across_engines_and_ranks(ping):
 def test_unsupported_edges_are_refused_with_a_pointer(ping, tmp_path):
     import h5py
 
-    from bmtk_scaling.runner import RunFailed
+    from bmtk_scaling.run.launcher import RunFailed
 
     types = ping.path / "network" / "ping_ping_edge_types.csv"
     original = types.read_text()

@@ -8,11 +8,11 @@ import h5py
 import numpy as np
 import pytest
 
-from bmtk_scaling.fingerprint import network_fingerprint
-from bmtk_scaling.partition import STRATEGIES, partition, undirected_adjacency
-from bmtk_scaling.partition_metrics import evaluate
-from bmtk_scaling.sonata_files import network_files
-from bmtk_scaling.sonata_graph import read_graph
+from bmtk_scaling.partition.metrics import evaluate
+from bmtk_scaling.partition.strategies import STRATEGIES, partition, undirected_adjacency
+from bmtk_scaling.sonata.configs import network_files
+from bmtk_scaling.sonata.fingerprint import network_fingerprint
+from bmtk_scaling.sonata.graph import read_graph
 from network_builders import SPECS
 from network_builders.writer import read_parameters
 

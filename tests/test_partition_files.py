@@ -10,13 +10,13 @@ import libsonata
 import numpy as np
 import pytest
 
-from bmtk_scaling.fingerprint import network_fingerprint
-from bmtk_scaling.partition import STRATEGIES
-from bmtk_scaling.partition_config import write_config_with_partition
-from bmtk_scaling.partition_map import check_map, default_map_path, make_map, read_map, write_map
-from bmtk_scaling.plugin_config import read_settings
-from bmtk_scaling.sonata_files import network_files
-from bmtk_scaling.sonata_graph import read_nodes
+from bmtk_scaling.config.partition_ref import write_config_with_partition
+from bmtk_scaling.config.settings import read_settings
+from bmtk_scaling.partition.map_file import check_map, default_map_path, make_map, read_map, write_map
+from bmtk_scaling.partition.strategies import STRATEGIES
+from bmtk_scaling.sonata.configs import network_files
+from bmtk_scaling.sonata.fingerprint import network_fingerprint
+from bmtk_scaling.sonata.graph import read_nodes
 from tests.helpers import cli
 
 

@@ -13,10 +13,10 @@ import shutil
 import numpy as np
 import pytest
 
-from bmtk_scaling.analysis import read_spikes
-from bmtk_scaling.partition import STRATEGIES
-from bmtk_scaling.partition_config import write_config_with_partition
-from bmtk_scaling.partition_map import make_map, read_map, write_map
+from bmtk_scaling.config.partition_ref import write_config_with_partition
+from bmtk_scaling.partition.map_file import make_map, read_map, write_map
+from bmtk_scaling.partition.strategies import STRATEGIES
+from bmtk_scaling.report.activity import read_spikes
 from tests.helpers import run_network
 from tests.mpi_helpers import PROBE, mpirun
 
@@ -146,7 +146,7 @@ def _add_virtual_inputs(net) -> None:
 
 
 def test_virtual_nodes_are_left_to_bmtk(small_pairs, tmp_path):
-    from bmtk_scaling.sonata_graph import read_graph
+    from bmtk_scaling.sonata.graph import read_graph
 
     net = tmp_path / "net"
     shutil.copytree(small_pairs.path, net, ignore=shutil.ignore_patterns("output"))

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bmtk_scaling import scaling_analysis as sa
+from bmtk_scaling.report import scaling as sa
 
 
 def rows(**columns) -> pd.DataFrame:

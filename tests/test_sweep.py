@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bmtk_scaling.sweep_results import IDENTITY, MEASURED, PARTITION, PROVENANCE
+from bmtk_scaling.sweep.records import IDENTITY, MEASURED, PARTITION, PROVENANCE
 from tests.test_cli import cli
 
 ROOT = Path(__file__).parents[1]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bmtk_scaling.sweep_grid import expand_points, load_points
-from bmtk_scaling.sweep_spec import SpecError, parse_spec
+from bmtk_scaling.sweep.grid import expand_points, load_points
+from bmtk_scaling.sweep.spec import SpecError, parse_spec
 from tests.test_cli import cli
 
 EXPERIMENTS = sorted((Path(__file__).parents[1] / "sim_configs" / "experiments").glob("*.yaml"))

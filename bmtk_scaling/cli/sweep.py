@@ -1,0 +1,98 @@
+"""``bmtk-scaling sweep SPEC.yaml`` and ``bmtk-scaling report RESULTS.csv``.
+
+A bad spec (or any ValueError) exits 2 before anything runs; a point that fails exits 1 after
+keeping every finished point; a sweep stopped on purpose (``--max-points``) exits 0 and says how
+many points remain.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+def _print_report(outcome) -> None:
+    click.echo(f"report -> {outcome.out_dir}: " + ", ".join(f for f in outcome.written if f.endswith(".png")))
+    for name, why in outcome.skipped.items():
+        click.echo(f"  skipped {name}: {why}")
+
+
+@click.command(name="sweep")
+@click.argument("spec_file", metavar="SPEC.yaml", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="results folder  [default: sweeps/<spec name>]")
+@click.option("--reduced", is_flag=True, help="the spec's reduced sizes (and reduced axes): a quick check, e.g. in CI")
+@click.option("--max-points", type=click.IntRange(min=1), help="stop after running this many points (resume later)")
+@click.option("--keep-going", is_flag=True, help="record a failing point and go on (default: stop at the first)")
+@click.option("--list", "list_only", is_flag=True, help="print the points (and which are done) and exit")
+@click.option("--slurm", "slurm_dir", type=click.Path(path_type=Path),
+              help="write SLURM batch scripts for this sweep into DIR instead of running it")
+@click.option("--point-list", type=click.Path(path_type=Path), hidden=True)
+@click.option("--array-index", type=int, hidden=True)
+@click.option("--prepare-only", is_flag=True, help="build the networks, maps and configs; run nothing")
+@click.option("--collect", is_flag=True, help="only assemble results.csv and draw the report")
+@click.option("--launcher", type=click.Choice(["mpiexec", "srun"]), default="mpiexec", show_default=True,
+              help="how ranks are started")
+@click.option("--no-report", is_flag=True, help="do not draw the report at the end")
+@click.option("--no-progress", is_flag=True, help="no progress bar (batch jobs, logs)")
+def sweep_command(spec_file: Path, out: Path | None, reduced: bool, max_points: int | None, keep_going: bool,
+                  list_only: bool, slurm_dir: Path | None, point_list: Path | None, array_index: int | None,
+                  prepare_only: bool, collect: bool, launcher: str, no_report: bool, no_progress: bool) -> None:
+    """Run a scaling study: every point of SPEC.yaml's grid through the runner, resumable, into one CSV."""
+    from bmtk_scaling.sweep.execute import SweepStopped, default_out_dir, run_sweep
+    from bmtk_scaling.sweep.grid import load_points
+    from bmtk_scaling.sweep.records import read_point
+
+    # GPU points need a GPU where they run: a full local sweep checks here; scripts, listings, the prepare and
+    # collect jobs do not run them, and an array task checks its own points (run_sweep).
+    runs_all_here = not (slurm_dir or list_only or point_list or prepare_only or collect)
+    spec, points = load_points(spec_file, reduced, local=runs_all_here)
+    if slurm_dir is not None:
+        from bmtk_scaling.sweep.slurm import write_slurm_scripts
+
+        plan = write_slurm_scripts(spec, points, slurm_dir, str(out) if out else "results", reduced=reduced)
+        click.echo(f"wrote {len(plan.files)} files to {slurm_dir}: "
+                   + ", ".join(f"{s} ({n} point{'s' if n > 1 else ''})" for s, n in plan.arrays.items()))
+        click.echo(f"submit: {slurm_dir}/submit.sh")
+        return
+    if list_only:
+        where = (out or default_out_dir(spec, reduced)).absolute()
+        for p in points:
+            click.echo(f"{'done' if read_point(where, p.id) else 'todo'}  {p.id}")
+        return
+    try:
+        outcome = run_sweep(spec, out, reduced=reduced, max_points=max_points, keep_going=keep_going,
+                            point_list=point_list, array_index=array_index, prepare_only=prepare_only,
+                            collect_only=collect, launcher=launcher, report=not no_report, progress=not no_progress,
+                            points=points, echo=lambda m: click.echo(m, err=True))
+    except SweepStopped as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted: every finished point is kept; rerun the same command to continue", err=True)
+        sys.exit(130)
+    if prepare_only:
+        return
+    click.echo(f"{outcome.ran} point(s) run, {outcome.skipped} were already done, {len(outcome.failed)} failed, "
+               f"{outcome.remaining} remain -> {outcome.csv}")
+    for pid, err in outcome.failed.items():
+        click.echo(f"  failed {pid}: {err}", err=True)
+    if outcome.report is not None:
+        _print_report(outcome.report)
+    if outcome.remaining and not outcome.failed and max_points is not None:
+        click.echo(f"stopped after {outcome.ran} point(s) as asked; rerun the same command for the other "
+                   f"{outcome.remaining}")
+    if outcome.failed:
+        sys.exit(1)
+
+
+@click.command(name="report")
+@click.argument("results", metavar="RESULTS.csv", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="figures and tables folder [default: report/ beside]")
+def report_command(results: Path, out: Path | None) -> None:
+    """Draw the scaling figures and tables the results support (and say which were skipped, and why)."""
+    from bmtk_scaling.report.report import make_report
+
+    outcome = make_report(results, out)
+    _print_report(outcome)

@@ -1,0 +1,226 @@
+"""Compile, cache and install the project's NMODL mechanisms (RTM, WB, VecStim).
+
+The mechanisms are compiled once with ``nrnivmodl -coreneuron`` so that one build serves both
+engines: ``libnrnmech.so`` for NEURON and ``libcorenrnmech.so`` for CoreNEURON. Builds are cached
+by content (mod files + NEURON version + NEURON installation), because compiling takes ~15 s and
+several MPI ranks or test processes may ask for it at the same moment.
+
+CoreNEURON finds its library through the environment variable ``CORENEURONLIB``, read when the
+first CoreNEURON ``psolve`` of a process loads the library; see :func:`export_coreneuron_library`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+
+__all__ = [
+    "compile_mechanisms",
+    "corenrn_library",
+    "export_coreneuron_library",
+    "install_mechanisms",
+    "project_components_dir",
+]
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "BMTK_SCALING_CACHE"
+CORENEURONLIB_ENV = "CORENEURONLIB"
+_KEY_FILE = ".bmtk-scaling-build-key"
+
+
+def _arch() -> str:
+    """Name of the folder nrnivmodl writes into (``x86_64`` on Linux PCs), as NEURON looks it up."""
+    return platform.machine() or "x86_64"
+
+
+def project_components_dir() -> Path:
+    """The repository's ``components/`` folder (mod files, templates, synapse models).
+
+    It lives beside the package, not inside it, so the package must be installed editable.
+    """
+    path = Path(__file__).resolve().parents[2] / "components"
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"components directory not found at {path}; bmtk-scaling must be installed editable "
+            "from its repository (pip install -e .)"
+        )
+    return path
+
+
+def _cache_root() -> Path:
+    root = os.environ.get(CACHE_ENV)
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "bmtk-scaling"
+
+
+def _nrnivmodl() -> Path:
+    """nrnivmodl of the running interpreter's NEURON (a mismatched one would build an unloadable library)."""
+    # sys.executable is not resolved on purpose: its parent is the venv's bin, not the base python's.
+    candidate = Path(sys.executable).parent / "nrnivmodl"
+    if candidate.is_file():
+        return candidate
+    found = shutil.which("nrnivmodl")
+    if found is None:
+        raise FileNotFoundError(f"nrnivmodl not found next to {sys.executable} nor on PATH")
+    return Path(found)
+
+
+def _mod_files(modfiles_dir: Path) -> list[Path]:
+    mods = sorted(p for p in Path(modfiles_dir).glob("*.mod") if p.is_file())
+    if not mods:
+        raise FileNotFoundError(f"no .mod files in {modfiles_dir}")
+    return mods
+
+
+def _build_key(mods: list[Path], nrnivmodl: Path) -> str:
+    """Content hash: the mod files, NEURON's version and installation (libraries carry its RUNPATH)."""
+    digest = hashlib.sha256()
+    try:
+        version = metadata.version("neuron")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    for item in (version, str(nrnivmodl.parent.resolve()), _arch()):
+        digest.update(item.encode() + b"\0")
+    for mod in mods:
+        digest.update(mod.name.encode() + b"\0" + mod.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _is_complete(build_dir: Path) -> bool:
+    arch = build_dir / _arch()
+    return (arch / "libnrnmech.so").is_file() and (arch / "libcorenrnmech.so").is_file()
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Exclusive advisory lock (blocks until free) shared by processes on this machine."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def compile_mechanisms(modfiles_dir: Path) -> Path:
+    """Compile ``modfiles_dir/*.mod`` for NEURON and CoreNEURON once; return the cached build folder.
+
+    The returned folder holds ``<arch>/libnrnmech.so`` and ``<arch>/libcorenrnmech.so``. Concurrent
+    callers serialise on a lock file; the build happens in a temporary folder that is renamed into
+    place, so no caller ever sees a half-written library.
+    """
+    nrnivmodl = _nrnivmodl()
+    mods = _mod_files(Path(modfiles_dir))
+    key = _build_key(mods, nrnivmodl)
+    root = _cache_root()
+    target = root / f"mech-{key[:20]}"
+    if _is_complete(target):
+        return target
+
+    with _file_lock(root / f"mech-{key[:20]}.lock"):
+        if _is_complete(target):  # another process built it while we waited
+            return target
+        if target.exists():  # left over from an interrupted, non-atomic copy: never trust it
+            shutil.rmtree(target)
+        staging = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+        try:
+            # Compile copies, so the build matches the hashed content even if the sources change meanwhile.
+            src = staging / "modfiles"
+            src.mkdir()
+            for mod in mods:
+                shutil.copy2(mod, src / mod.name)
+            env = dict(os.environ)
+            env["PATH"] = f"{nrnivmodl.parent}{os.pathsep}{env.get('PATH', '')}"
+            started = time.perf_counter()
+            proc = subprocess.run(
+                [str(nrnivmodl), "-coreneuron", "modfiles"],
+                cwd=staging,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                check=False,
+            )
+            if proc.returncode != 0 or not _is_complete(staging):
+                tail = "\n".join(proc.stdout.splitlines()[-40:])
+                status = f"exit {proc.returncode}"
+                raise RuntimeError(f"nrnivmodl -coreneuron failed ({status}) for {modfiles_dir}:\n{tail}")
+            (staging / _KEY_FILE).write_text(key + "\n")
+            staging.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
+            os.rename(staging, target)
+            elapsed = time.perf_counter() - started
+            log.info("compiled mechanisms %s into %s in %.1f s", modfiles_dir, target, elapsed)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def install_mechanisms(dest: Path) -> Path:
+    """Put the project's mod files and their compiled build into ``dest`` (BMTK's ``mechanisms_dir``).
+
+    Layout: ``dest/modfiles/*.mod`` and ``dest/<arch>/`` with both libraries; BMTK then runs
+    ``neuron.load_mechanisms(dest)``. Re-installing the same build is a no-op, and concurrent
+    installers (one per MPI rank) serialise on a lock in ``dest``.
+    """
+    dest = Path(dest)
+    modfiles = project_components_dir() / "mechanisms" / "modfiles"
+    build = compile_mechanisms(modfiles)
+    key = (build / _KEY_FILE).read_text().strip()
+    dest.mkdir(parents=True, exist_ok=True)
+    arch_dest = dest / _arch()
+    with _file_lock(dest / ".bmtk-scaling-install.lock"):
+        mod_dest = dest / "modfiles"
+        mod_dest.mkdir(exist_ok=True)
+        for mod in _mod_files(modfiles):
+            shutil.copy2(mod, mod_dest / mod.name)
+        key_file = arch_dest / _KEY_FILE
+        if key_file.is_file() and key_file.read_text().strip() == key and _is_complete(dest):
+            return dest
+        staging = Path(tempfile.mkdtemp(prefix=".install-", dir=dest))
+        try:
+            shutil.copytree(build / _arch(), staging / _arch(), symlinks=True)
+            (staging / _arch() / _KEY_FILE).write_text(key + "\n")
+            if arch_dest.exists():
+                shutil.rmtree(arch_dest)
+            os.rename(staging / _arch(), arch_dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return dest
+
+
+def corenrn_library(mech_dir: Path) -> Path:
+    """Path of ``libcorenrnmech.so`` under a folder produced by compile/install_mechanisms."""
+    lib = Path(mech_dir) / _arch() / "libcorenrnmech.so"
+    if not lib.is_file():
+        raise FileNotFoundError(
+            f"CoreNEURON mechanism library {lib} not found: the mechanisms in {mech_dir} must be "
+            "compiled with 'nrnivmodl -coreneuron' (use bmtk_scaling.mechanisms.install_mechanisms)"
+        )
+    return lib
+
+
+def export_coreneuron_library(mech_dir: Path) -> Path:
+    """Point CoreNEURON at our mechanism library via ``CORENEURONLIB``; return the library path.
+
+    Must run before the process's first CoreNEURON ``psolve``: NEURON reads the variable when it
+    first dlopens the library and keeps that library for the rest of the process (without it,
+    CoreNEURON falls back to ``./<arch>/libcorenrnmech.so`` or its built-ins-only library, prints
+    "rtm mechanism does not exist" and aborts the whole process: SIGABRT, no Python exception).
+    """
+    lib = corenrn_library(mech_dir).resolve()
+    os.environ[CORENEURONLIB_ENV] = str(lib)
+    return lib

@@ -1,0 +1,194 @@
+"""Launch a simulation config under real MPI and measure it.
+
+``run_config`` starts ``mpiexec -n R python -m bmtk_scaling.run.rank_main CONFIG`` with the environment
+NEURON needs, a timeout, and a check that NEURON really sees R ranks. A rank that fails is named with
+its error; a run that hangs is stopped and each unfinished rank is named with the phase it was in.
+Nothing is recorded as a result unless the whole run succeeded, and results files are written
+atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bmtk_scaling.config.derive import load_config
+from bmtk_scaling.config.settings import read_settings
+from bmtk_scaling.environment import configure_neuron_environment, mpiexec_path
+from bmtk_scaling.report.activity import read_spikes
+from bmtk_scaling.run.rank_main import FAILURE_TAG
+from bmtk_scaling.sonata.configs import spikes_path
+
+
+class RunFailed(RuntimeError):
+    """A simulation run that crashed, hung or produced no result; the message names the rank and cause."""
+
+
+@dataclass
+class RunResult:
+    config: str
+    ranks: int
+    engine: str
+    neuron_loop: str
+    wall_s: float
+    spikes_file: str
+    spike_count: int
+    per_rank: list[dict] = field(default_factory=list)
+
+    def _col(self, key: str) -> np.ndarray:
+        return np.array([r.get(key, 0.0) for r in self.per_rank], dtype=float)
+
+    @property
+    def summary(self) -> dict:
+        """Slowest-rank times (what the user waits for), memory max and sum, and load balance."""
+        step = self._col("step_time")
+        out = {
+            "engine": self.engine if self.engine != "NEURON" else f"NEURON ({self.neuron_loop})",
+            "ranks": self.ranks,
+            "load_s": float(self._col("load_s").max()),
+            "build_s": float(self._col("build_s").max()),
+            "setup_s": float(self._col("initialize_s").max()),
+            "simulate_s": float(self._col("simulate_s").max()),
+            "total_s": float(self._col("total_s").max()),
+            "wall_s": self.wall_s,
+            "peak_rss_max_mib": float(self._col("peak_rss_mib").max()),
+            "peak_rss_sum_mib": float(self._col("peak_rss_mib").sum()),
+            "spikes": self.spike_count,
+            "cells_per_rank": [int(c) for c in self._col("cells")],
+        }
+        # NEURON's per-rank compute time; CoreNEURON reports none (0), and then balance is unknown.
+        out["load_balance"] = float(step.mean() / step.max()) if step.max() > 0 else None
+        out["wait_max_s"] = float(self._col("wait_time").max()) if step.max() > 0 else None
+        return out
+
+
+LAUNCHERS = ("mpiexec", "srun")
+
+
+def launch_command(launcher: str, ranks: int) -> list[str]:
+    """The MPI launcher prefix: this environment's mpiexec, or SLURM's srun inside an allocation."""
+    if launcher == "mpiexec":
+        return [str(mpiexec_path()), "-n", str(ranks)]
+    if launcher == "srun":
+        srun = shutil.which("srun")
+        if srun is None:
+            raise ValueError("launcher srun: no srun on PATH (run inside a SLURM job, or use the launcher mpiexec)")
+        return [srun, "-n", str(ranks), "--kill-on-bad-exit=1"]
+    raise ValueError(f"launcher must be one of {LAUNCHERS}, got {launcher!r}")
+
+
+def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = True,
+               launcher: str = "mpiexec") -> RunResult:
+    """Run ``config`` on ``ranks`` MPI processes and return its measurements; raise RunFailed otherwise."""
+    config = Path(config).absolute()
+    raw = load_config(config)
+    settings = read_settings(raw)
+    if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
+        raise ValueError(f"ranks must be a positive integer, got {ranks!r}")
+    if settings.coreneuron.gpu and settings.engine == "CORENEURON":
+        from bmtk_scaling.bionet.gpu import require_gpu_support
+
+        require_gpu_support()
+
+    with tempfile.TemporaryDirectory(prefix=".bmtk-scaling-run-", dir=config.parent) as tmp:
+        tmp = Path(tmp)
+        metrics = tmp / "metrics.json"
+        cmd = [*launch_command(launcher, ranks), sys.executable, "-m", "bmtk_scaling.run.rank_main", str(config),
+               "--metrics", str(metrics), "--expect-ranks", str(ranks), "--status-dir", str(tmp)]
+        env = configure_neuron_environment(dict(os.environ))
+        env["PYTHONUNBUFFERED"] = "1"
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=config.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise RunFailed(f"{config.name} on {ranks} rank(s) did not finish within {timeout:g} s and was stopped; "
+                            + _unfinished_ranks(tmp, ranks)) from None
+        except BaseException:  # Ctrl-C or a signal: the ranks run in their own session, so stop them too
+            _kill_group(proc)
+            raise
+        wall = time.perf_counter() - t0
+        if not quiet:
+            sys.stdout.write(out)
+        if proc.returncode != 0:
+            raise RunFailed(_failure_message(config, ranks, proc.returncode, out, err, tmp))
+        if not metrics.is_file():
+            raise RunFailed(f"{config.name}: mpiexec exited 0 but rank 0 wrote no metrics; output:\n"
+                            + _tail(out + err))
+        data = json.loads(metrics.read_text())
+
+    spikes_file = spikes_path(config)
+    spikes = read_spikes(spikes_file)
+    return RunResult(config=str(config), ranks=ranks, engine=data["engine"], neuron_loop=data["neuron_loop"],
+                     wall_s=wall, spikes_file=str(spikes_file), spike_count=len(spikes), per_rank=data["ranks"])
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=5)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _rank_phases(status_dir: Path, ranks: int) -> dict[int, str]:
+    phases = {}
+    for k in range(ranks):
+        f = status_dir / f"rank{k}.status"
+        phases[k] = f.read_text().strip() if f.is_file() else "not started"
+    return phases
+
+
+def _unfinished_ranks(status_dir: Path, ranks: int) -> str:
+    stuck = {k: p for k, p in _rank_phases(status_dir, ranks).items() if p != "done"}
+    if not stuck:
+        return "every rank had finished its simulation (stuck while writing output)"
+    return "; ".join(f"rank {k} was {phase}" for k, phase in stuck.items())
+
+
+def _failure_message(config: Path, ranks: int, code: int, out: str, err: str, status_dir: Path) -> str:
+    causes = _causes_by_rank(out + "\n" + err)
+    if causes:
+        named = "; ".join(f"rank {r}: {c}" for r, c in sorted(causes.items()))
+        return f"{config.name} on {ranks} rank(s) failed (exit {code}): {named}"
+    phases = _rank_phases(status_dir, ranks)
+    dead = ", ".join(f"rank {k} ({p})" for k, p in phases.items() if p != "done") or "unknown rank"
+    return f"{config.name} on {ranks} rank(s) failed (exit {code}); unfinished: {dead}\n{_tail(out + err)}"
+
+
+def _causes_by_rank(text: str) -> dict[int, str]:
+    """First error each rank reported: our own tagged line, a hoc error (NEURON prefixes the rank under MPI,
+    then calls MPI_Abort), or MPI's abort notice."""
+    causes: dict[int, str] = {}
+    patterns = (rf"^{re.escape(FAILURE_TAG)} (\d+): (.*)$", r"^(\d+) NEURON: (.*)$",
+                r"^Abort\(.*?\) on node \d+ \(rank (\d+) in comm \d+\): (.*)$")
+    for pattern in patterns:
+        for rank, cause in re.findall(pattern, text, flags=re.MULTILINE):
+            causes.setdefault(int(rank), cause.strip())
+    return causes
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def result_to_dict(result: RunResult) -> dict:
+    return {**asdict(result), "summary": result.summary}

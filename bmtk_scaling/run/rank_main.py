@@ -1,0 +1,140 @@
+"""Run a SONATA simulation config with BMTK's bionet (the body of every generated ``run_bionet.py``).
+
+Order matters: NEURON must be told where the MPI library is before it is imported, and MPI must be
+initialised before ``bmtk.simulator.bionet`` is imported (bmtk reads the rank count at import time).
+The network and simulator are the plugin's subclasses of bionet's, so everything the config says
+(engine, partition) is honoured without editing this script.
+
+Options used by the runner (``bmtk-scaling run``): ``--expect-ranks`` makes NEURON's silent serial
+fallback an error, ``--metrics`` writes per-rank timings and memory, ``--status-dir`` leaves one small
+file per rank naming its current phase so a hung run can be reported rank by rank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from bmtk_scaling.atomic import write_text_atomic
+from bmtk_scaling.environment import configure_neuron_environment, finalize_mpi
+
+FAILURE_TAG = "bmtk-scaling rank"
+
+
+class _RankStatus:
+    """Phase of this rank, written to ``<dir>/rank<k>.status`` (nothing when no directory is given)."""
+
+    def __init__(self, directory: Path | None, rank: int) -> None:
+        self.path = Path(directory) / f"rank{rank}.status" if directory else None
+
+    def set(self, phase: str) -> None:
+        if self.path is not None:
+            write_text_atomic(self.path, phase + "\n")
+
+
+def run_bionet(config: Path, metrics: Path | None = None, expect_ranks: int | None = None,
+               status_dir: Path | None = None) -> None:
+    """Build the network of ``config`` with bionet and simulate it (one MPI rank or many)."""
+    t_start = time.perf_counter()
+    configure_neuron_environment()
+    # SONATA resolves relative paths against the config's folder, bmtk against the working directory.
+    config = Path(config).absolute()
+    metrics = Path(metrics).absolute() if metrics else None
+    status_dir = Path(status_dir).absolute() if status_dir else None
+    os.chdir(config.parent)
+    from neuron import h
+
+    h.nrnmpi_init()
+    pc = h.ParallelContext()
+    rank, nhost = int(pc.id()), int(pc.nhost())
+    status = _RankStatus(status_dir, rank)
+    status.set("starting")
+    if expect_ranks is not None and nhost != expect_ranks:
+        raise RuntimeError(
+            f"NEURON sees {nhost} rank(s) but {expect_ranks} were launched: it did not load MPI and fell back "
+            f"to serial (MPI_LIB_NRN_PATH={os.environ.get('MPI_LIB_NRN_PATH')!r})"
+        )
+    from bmtk.simulator import bionet
+
+    import bmtk_scaling.bionet.cell_drive  # noqa: F401  (registers the attach_drive cell processor)
+    from bmtk_scaling.bionet.network import ScalingBioNetwork
+    from bmtk_scaling.bionet.simulator import ScalingBioSimulator
+    from bmtk_scaling.sonata.configs import resolved_for_bmtk
+
+    conf = bionet.Config.from_dict(resolved_for_bmtk(config), validate=True)
+    conf.build_env()
+    t_loaded = time.perf_counter()
+    rss_loaded = _current_rss_mib()
+    status.set("building")
+    net = ScalingBioNetwork.from_config(conf)
+    sim = ScalingBioSimulator.from_config(conf, network=net)
+    t_built = time.perf_counter()
+    netcons, synapse_objects = net.connection_counts()  # before the run: CoreNEURON file mode frees the model
+    n_cells = len(net.get_local_cells())
+    status.set("simulating")
+    sim.run()
+    t_end = time.perf_counter()
+    status.set("done")
+
+    mine = {
+        "rank": rank,
+        "load_s": t_loaded - t_start,
+        "build_s": t_built - t_loaded,
+        **{f"{k}_s": v for k, v in sim.timings.items()},
+        "total_s": t_end - t_start,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "rss_before_build_mib": rss_loaded,
+        "cells": n_cells,
+        "netcons": netcons,
+        "synapse_objects": synapse_objects,
+        **sim.rank_load(),
+    }
+    gathered = pc.py_allgather(mine)
+    if rank == 0 and metrics is not None:
+        summary = {"engine": sim.settings.engine, "neuron_loop": sim.settings.neuron_loop,
+                   "psolve": sim.uses_psolve, "nhost": nhost, "ranks": sorted(gathered, key=lambda m: m["rank"])}
+        write_text_atomic(metrics, json.dumps(summary, indent=2) + "\n")
+    pc.barrier()
+
+
+def _current_rss_mib() -> float:
+    """Resident memory now (Linux), to separate the model's memory from the interpreter's."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run_bionet.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", type=Path, help="SONATA simulation config (simulation_config.json)")
+    parser.add_argument("--metrics", type=Path, help="write per-rank timings and memory to this JSON file")
+    parser.add_argument("--expect-ranks", type=int, help="fail unless NEURON sees exactly this many MPI ranks")
+    parser.add_argument("--status-dir", type=Path, help="folder for per-rank phase files")
+    args = parser.parse_args(argv)
+    if not args.config.is_file():
+        print(f"error: simulation config {args.config} not found", file=sys.stderr)
+        return 2
+    try:
+        run_bionet(args.config, metrics=args.metrics, expect_ranks=args.expect_ranks, status_dir=args.status_dir)
+    except Exception as err:  # one line the runner can attribute to this rank, then the traceback
+        rank = os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))
+        print(f"{FAILURE_TAG} {rank}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+        traceback.print_exc()
+        sys.stderr.flush()
+        if args.status_dir:
+            _RankStatus(args.status_dir, int(rank)).set(f"failed: {type(err).__name__}: {err}")
+        os._exit(1)  # exit now: other ranks may be blocked in a collective; mpiexec stops them
+    finalize_mpi()  # else mpiexec may kill ranks that are still exiting (see mpi_env.finalize_mpi)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

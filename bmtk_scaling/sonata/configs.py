@@ -1,0 +1,167 @@
+"""Which node and edge files a SONATA simulation or circuit config names, as absolute paths.
+
+The SONATA rules, which libsonata follows: ``$VARIABLES`` come from the config's ``manifest`` (they
+may refer to each other), and a relative path is relative to the folder of the config that names it.
+bmtk resolves relative paths against the working directory instead; our run script runs from the
+config's folder, so both agree for the configs the builders write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+@dataclass(frozen=True)
+class NodeFiles:
+    nodes_file: Path
+    node_types_file: Path
+
+
+@dataclass(frozen=True)
+class EdgeFiles:
+    edges_file: Path
+    edge_types_file: Path
+
+
+@dataclass(frozen=True)
+class NetworkFiles:
+    """The files of one network; ``base_dir`` is the circuit's folder (where partitions are kept)."""
+
+    nodes: tuple[NodeFiles, ...]
+    edges: tuple[EdgeFiles, ...]
+    base_dir: Path
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    path: Path
+    data: dict[str, Any]
+    variables: dict[str, str]
+
+    @property
+    def is_simulation(self) -> bool:
+        """A simulation config says how to run (``run``) or points at a circuit (``network``)."""
+        return "run" in self.data or isinstance(self.data.get("network"), str)
+
+    def resolve(self, value: str) -> Path:
+        """A path string of this config, variables expanded, made absolute against the config's folder."""
+        return _absolute(_expand(value, self.variables, self.path), self.path.parent)
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    """Read a JSON config and resolve its manifest; raise ValueError naming the problem."""
+    path = Path(path).expanduser().absolute()
+    if not path.is_file():
+        raise ValueError(f"config {path} not found")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"config {path} is not valid JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise ValueError(f"config {path} must hold a JSON object")
+    return LoadedConfig(path=path, data=data, variables=_manifest(data.get("manifest") or {}, path))
+
+
+def network_files(config: str | Path) -> NetworkFiles:
+    """The node and edge files of a simulation config (through its circuit config) or of a circuit config."""
+    loaded = load_config(config)
+    circuit = loaded
+    if "networks" not in loaded.data:
+        if not isinstance(loaded.data.get("network"), str):
+            raise ValueError(f"config {loaded.path} names no network: it needs 'networks' or 'network'")
+        circuit = load_config(loaded.resolve(loaded.data["network"]))
+        if "networks" not in circuit.data:
+            raise ValueError(f"circuit config {circuit.path} has no 'networks' section")
+    nets = circuit.data["networks"]
+    try:
+        nodes = tuple(NodeFiles(circuit.resolve(n["nodes_file"]), circuit.resolve(n["node_types_file"]))
+                      for n in nets.get("nodes", []))
+        edges = tuple(EdgeFiles(circuit.resolve(e["edges_file"]), circuit.resolve(e["edge_types_file"]))
+                      for e in nets.get("edges", []) if e.get("enabled", True))
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"circuit config {circuit.path}: malformed 'networks' entry ({err})") from err
+    if not nodes:
+        raise ValueError(f"circuit config {circuit.path} names no node files")
+    for f in [*(n.nodes_file for n in nodes), *(n.node_types_file for n in nodes),
+              *(e.edges_file for e in edges), *(e.edge_types_file for e in edges)]:
+        if not f.is_file():
+            raise ValueError(f"network file {f} (named by {circuit.path}) not found")
+    return NetworkFiles(nodes=nodes, edges=edges, base_dir=circuit.path.parent)
+
+
+def _manifest(manifest: dict[str, Any], path: Path) -> dict[str, str]:
+    raw = {k.lstrip("$").strip("{}"): str(v) for k, v in manifest.items()}
+    raw.setdefault("BASE_DIR", ".")
+    out: dict[str, str] = {}
+    for name in raw:
+        out[name] = str(_absolute(_expand(raw[name], raw, path), path.parent))
+    return out
+
+
+def _expand(value: str, variables: dict[str, str], path: Path, depth: int = 0) -> str:
+    if depth > 20:
+        raise ValueError(f"config {path}: manifest variables refer to each other in a cycle ({value!r})")
+
+    def sub(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in variables:
+            raise ValueError(f"config {path}: ${name} is not defined in its manifest")
+        return variables[name]
+
+    expanded = _VARIABLE.sub(sub, str(value))
+    return expanded if "$" not in expanded else _expand(expanded, variables, path, depth + 1)
+
+
+def _absolute(value: str, folder: Path) -> Path:
+    p = Path(value).expanduser()
+    return Path(os.path.normpath(p if p.is_absolute() else folder / p))
+
+
+def _substitute(node: Any, loaded) -> Any:
+    """Every ``$VARIABLE`` in the strings of ``node`` expanded with ``loaded``'s manifest (absolute paths)."""
+    if isinstance(node, dict):
+        return {k: _substitute(v, loaded) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, loaded) for v in node]
+    if isinstance(node, str) and "$" in node:
+        return str(loaded.resolve(node))
+    return node
+
+
+def resolved_for_bmtk(config_path: Path) -> dict[str, Any]:
+    """A simulation config with its circuit config merged in and every manifest path made absolute.
+
+    SONATA takes relative manifest paths against each config's own folder; bmtk takes them against
+    the working directory. Handing bmtk this resolved dict (``Config.from_dict``) makes both agree
+    wherever the configs live, e.g. a derived config in another folder than the network's.
+    """
+    sim = load_config(config_path)
+    resolved = _substitute({k: v for k, v in sim.data.items() if k != "manifest"}, sim)
+    network = resolved.pop("network", None)
+    if network:
+        circuit = load_config(sim.resolve(network))
+        for key, value in _substitute({k: v for k, v in circuit.data.items() if k != "manifest"}, circuit).items():
+            resolved.setdefault(key, value)
+    section = resolved.get("bmtk_scaling") or {}
+    if isinstance(section, dict) and section.get("partition"):
+        section["partition"] = str(sim.resolve(section["partition"]))
+    resolved["config_path"] = str(sim.path)
+    resolved["config_dir"] = str(sim.path.parent)
+    return resolved
+
+
+def spikes_path(config_path: Path) -> Path:
+    """The spike file a simulation config writes (``output.output_dir`` / ``output.spikes_file``)."""
+    sim = load_config(config_path)
+    output = sim.data.get("output", {})
+    spikes = Path(output.get("spikes_file", "spikes.h5"))
+    if spikes.is_absolute() or "$" in str(spikes):
+        return sim.resolve(str(spikes))
+    return sim.resolve(output.get("output_dir", "output")) / spikes

@@ -1,0 +1,219 @@
+"""The points of a sweep: every combination the spec asks for, each with a stable identity.
+
+A point's id is made from everything that decides its measurement (the network's full parameter set
+and seed, ranks, threads, strategy, engine, repeat), so a rerun recognises finished points even when
+the spec was edited around them, and an edited network parameter makes new points rather than
+silently reusing old numbers. A network's key depends on the network alone, so every point on the
+same (network, size, seed) shares one build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bmtk_scaling.sweep.spec import Grid, NetworkEntry, SpecError, SweepSpec, builder_parameters, cell_count, read_spec
+
+CHECK_DRAW_MAX_EDGES = 5_000_000  # networks up to this size are drawn (no files, < 1 s) to check their parameters
+
+
+@dataclass(frozen=True)
+class NetworkPoint:
+    """One network to build: an entry of the spec at one size and seed."""
+
+    entry: str
+    builder: str
+    params_json: str  # every builder parameter (defaults filled in) and the seed, canonical JSON
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return json.loads(self.params_json)
+
+    @property
+    def seed(self) -> int:
+        return int(self.params["seed"])
+
+    @property
+    def n_cells(self) -> int:
+        return cell_count(self.builder, self.params)
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.sha256(f"{self.builder}:{self.params_json}".encode()).hexdigest()[:10]
+        return f"{self.entry}-{size_label(self.builder, self.params)}-s{self.seed}-{digest}"
+
+
+@dataclass(frozen=True)
+class Point:
+    network: NetworkPoint
+    ranks: int
+    threads: int
+    strategy: str
+    engine: str  # neuron | coreneuron | coreneuron_gpu
+    repeat: int
+    size_index: int
+    grid_index: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.network.key}_r{self.ranks}t{self.threads}_{self.strategy}_{self.engine}_rep{self.repeat}"
+
+    @property
+    def gpu(self) -> bool:
+        return self.engine == "coreneuron_gpu"
+
+    @property
+    def cores(self) -> int:
+        return self.ranks * self.threads
+
+    @property
+    def shape(self) -> str:
+        """The resources a point needs; points with the same shape share a SLURM job array."""
+        return f"r{self.ranks}_t{self.threads}" + ("_gpu" if self.gpu else "")
+
+
+def size_label(builder: str, params: dict[str, Any]) -> str:
+    if builder == "ping":
+        return f"{params['n_assemblies']}x{params['cells_per_assembly']}"
+    if builder == "pairs":
+        return f"{params['n_pairs']}pairs"
+    return f"{params['n_cliques']}x{params['clique_size']}"
+
+
+def expand_points(spec: SweepSpec, reduced: bool = False) -> list[Point]:
+    """Every point of the spec in run order (repeat, grid, network, size, seed, ranks, threads, strategy,
+    engine: points compared with each other run close in time); duplicates dropped."""
+    grids = spec.grids
+    if reduced:
+        missing = [n.name for n in spec.networks if n.reduced_sizes is None]
+        if missing:
+            raise SpecError(spec.source, [f"--reduced needs reduced_sizes for network(s) {missing}"])
+        grids = [_override(g, spec.reduced_axes) for g in grids]
+    points, seen = [], set()
+    for repeat in range(max(g.repeats for g in grids)):  # outermost: a disturbed minute hits one repeat only
+        for gi, grid in enumerate(grids):
+            if repeat >= grid.repeats:
+                continue
+            for entry in spec.networks:
+                if not entry.valid or (grid.networks is not None and entry.name not in grid.networks):
+                    continue
+                sizes = entry.reduced_sizes if reduced else entry.sizes
+                for si, size in enumerate(sizes):
+                    for point in _grid_points(entry, size, si, gi, grid, repeat):
+                        if point.id not in seen:
+                            seen.add(point.id)
+                            points.append(point)
+    return points
+
+
+def _override(grid: Grid, axes: dict[str, Any]) -> Grid:
+    values = {**grid.__dict__, **axes}
+    for key in ("ranks", "threads", "seeds"):
+        if isinstance(values[key], int):
+            values[key] = [values[key]]
+    return Grid(**values)
+
+
+def _grid_points(entry: NetworkEntry, size: dict, size_index: int, grid_index: int, grid: Grid, repeat: int):
+    defaults = builder_parameters(entry.builder)
+    for seed, ranks, threads, strategy, engine in itertools.product(grid.seeds, grid.ranks, grid.threads,
+                                                                    grid.strategies, grid.engines):
+        if grid.total_cores is not None and ranks * threads not in grid.total_cores:
+            continue
+        params = {**defaults, **entry.params, **size, "seed": seed}
+        for key in entry.scale_with_ranks:
+            params[key] = params[key] * ranks
+        net = NetworkPoint(entry.name, entry.builder, json.dumps(params, sort_keys=True))
+        yield Point(net, ranks, threads, strategy, engine, repeat, size_index, grid_index)
+
+
+def load_points(path, reduced: bool = False, local: bool = True) -> tuple[SweepSpec, list[Point]]:
+    """Read a spec and expand its points; one SpecError names every problem of both (nothing has run)."""
+    spec, problems = read_spec(path)
+    if spec is None:
+        raise SpecError(str(path), problems)
+    try:
+        points = expand_points(spec, reduced)
+    except SpecError as err:
+        raise SpecError(spec.source, problems + err.problems) from None
+    except (TypeError, ValueError, KeyError):  # axes too broken to expand: their problems are listed already
+        if problems:
+            raise SpecError(spec.source, problems) from None
+        raise
+    problems += point_problems(spec, points, local, structural_ok=not problems)
+    if problems:
+        raise SpecError(spec.source, problems)
+    return spec, points
+
+
+def check_points(spec: SweepSpec, points: list[Point], local: bool = True) -> None:
+    """Raise SpecError naming every impossible point; see :func:`point_problems`."""
+    problems = point_problems(spec, points, local)
+    if problems:
+        raise SpecError(spec.source, problems)
+
+
+def point_problems(spec: SweepSpec, points: list[Point], local: bool = True, structural_ok: bool = True) -> list[str]:
+    """Every impossible point (grouped), found before anything is built or run.
+
+    ``local``: the points will run on this machine, so a GPU point needs GPU support here.
+    """
+    problems = []
+    if not points and structural_ok:
+        problems.append("the grid is empty: total_cores (or grids' networks) excludes every combination")
+    too_many = sorted({(p.network.entry, p.network.n_cells, p.ranks) for p in points if p.ranks > p.network.n_cells})
+    for entry, cells, ranks in too_many:
+        problems.append(f"network {entry!r} with {cells} cells on {ranks} ranks: more ranks than cells; "
+                        f"drop that size or rank count")
+    threaded = sorted({p.threads for p in points if p.threads > 1 and p.engine == "neuron"})
+    if threaded:
+        problems.append(f"threads {threaded} with engine neuron: threads per rank are CoreNEURON's (nthread); "
+                        "use engines [coreneuron] for those points (a grids: entry), or threads [1]")
+    if local and (gpu := gpu_problem(points)):
+        problems.append(gpu)
+    problems += _builder_problems({p.network for p in points})
+    return problems
+
+
+def gpu_problem(points: list[Point]) -> str | None:
+    """Why the GPU points among ``points`` cannot run on this machine, or None."""
+    n = sum(p.gpu for p in points)
+    if not n:
+        return None
+    from bmtk_scaling.bionet.gpu import HOW_TO_GET_GPU, probe_gpu_support
+
+    support = probe_gpu_support()
+    if support.available:
+        return None
+    how = HOW_TO_GET_GPU.split(" Run without")[0]
+    return (f"{n} point(s) use engine coreneuron_gpu, but {support.reason}. {how} Use engine coreneuron to run on "
+            "this machine's CPU, or write SLURM scripts for a GPU cluster with --slurm DIR")
+
+
+def _builder_problems(networks: set[NetworkPoint]) -> list[str]:
+    """What the builders themselves refuse (e.g. a PING assembly too small for one I cell), drawn without files."""
+    import network_builders
+
+    problems = []
+    for net in sorted(networks, key=lambda n: n.key):
+        if estimated_edges(net.builder, net.params) > CHECK_DRAW_MAX_EDGES:
+            continue  # too large to draw here; the builder checks it when it builds
+        try:
+            network_builders.SPECS[net.builder](**net.params)
+        except ValueError as err:
+            problems.append(f"network {net.entry!r} at {size_label(net.builder, net.params)}: {err}")
+    return problems
+
+
+def estimated_edges(builder: str, p: dict[str, Any]) -> float:
+    """Expected synapse count from the parameters (connection probabilities), without drawing."""
+    if builder == "pairs":
+        return p["n_pairs"]
+    if builder == "cliques":
+        return p["n_cliques"] * p["clique_size"] * (p["clique_size"] - 1)
+    k, fe = p["cells_per_assembly"], p["exc_fraction"]
+    ne, ni = fe * k, (1 - fe) * k
+    return p["n_assemblies"] * (ne * ne * p["p_ee"] + ne * ni * (p["p_ei"] + p["p_ie"]) + ni * ni * p["p_ii"])
