@@ -72,10 +72,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
 
-    from bmtk_scaling.config.derive import derive_config, load_config, write_config
-    from bmtk_scaling.report.activity import read_spikes
+    from bmtk_scaling.config.derive import derive_config, write_config
     from bmtk_scaling.run.compare import compare_spikes
     from bmtk_scaling.run.launcher import run_config
+    from bmtk_scaling.sonata.configs import load_config
+    from bmtk_scaling.sonata.spikes import read_spikes
     from network_builders import ping_assembly
 
     rows, profile = [], None
@@ -86,7 +87,7 @@ def main() -> int:
             if args.profile and profile is None:
                 print(f"profiling stock instantiation of PING 2 x {cells} ...", flush=True)
                 profile = profile_stock(net.simulation_config, args.profile_top)
-            base = load_config(net.simulation_config)
+            base = load_config(net.simulation_config).data
             spikes = {}
             for name, switches in CASES:
                 cfg = write_config(derive_config(base, output_dir=f"$BASE_DIR/out_{name.replace('+', '_')}",

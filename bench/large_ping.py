@@ -33,8 +33,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
 
-    from bmtk_scaling.config.derive import derive_config, load_config, write_config
+    from bmtk_scaling.config.derive import derive_config, write_config
     from bmtk_scaling.run.launcher import run_config
+    from bmtk_scaling.sonata.configs import load_config
     from network_builders import ping_assembly
 
     rows = []
@@ -48,8 +49,9 @@ def main() -> int:
         for spec in args.runs:
             engine, ranks = spec.split(":")
             name = f"{engine}_{ranks}"
-            cfg = derive_config(load_config(net.simulation_config), engine=engine, output_dir=f"$BASE_DIR/out_{name}",
-                                file_mode=True if args.file_mode and engine == "coreneuron" else None)
+            file_mode = True if args.file_mode and engine == "coreneuron" else None
+            cfg = derive_config(load_config(net.simulation_config).data, engine=engine,
+                                output_dir=f"$BASE_DIR/out_{name}", file_mode=file_mode)
             cfg_path = write_config(cfg, net.simulation_config, net.path / f"{name}.json")
             print(f"running {engine} on {ranks} rank(s), {args.tstop:g} ms ...", flush=True)
             result = run_config(cfg_path, int(ranks), timeout=args.timeout)

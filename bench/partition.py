@@ -33,7 +33,7 @@ def run_network(kind: str, params: dict, ranks: list[int], seed: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        built = network_builders.BUILDERS[kind](Path(tmp) / "net", **params)
+        built = network_builders.BUILDERS[kind].build(Path(tmp) / "net", **params)
         build_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         graph = read_graph(built.simulation_config)

@@ -16,15 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bmtk_scaling.errors import BmtkScalingError
+
 
 def check_output_dir(out_dir: Path, overwrite: bool) -> Path:
-    """Validate a requested output directory before any work starts; raise ValueError naming the fix."""
+    """Validate a requested output directory before any work starts; raise BmtkScalingError naming the fix."""
     out_dir = Path(out_dir).expanduser().absolute()
     if out_dir.exists():
         if not out_dir.is_dir():
-            raise ValueError(f"output path {out_dir} exists and is not a directory: choose another --out")
+            raise BmtkScalingError(f"output path {out_dir} exists and is not a directory: choose another --out")
         if any(out_dir.iterdir()) and not overwrite:
-            raise ValueError(
+            raise BmtkScalingError(
                 f"output directory {out_dir} exists and is not empty: choose another --out, or pass "
                 "--overwrite (overwrite=True) to replace it"
             )
@@ -32,9 +34,9 @@ def check_output_dir(out_dir: Path, overwrite: bool) -> Path:
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise ValueError(f"cannot create {out_dir}: {parent} is a file, not a directory; choose another --out")
+        raise BmtkScalingError(f"cannot create {out_dir}: {parent} is a file, not a directory; choose another --out")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write under {parent} (permission denied): choose a writable --out")
+        raise BmtkScalingError(f"cannot write under {parent} (permission denied): choose a writable --out")
     return out_dir
 
 
@@ -46,7 +48,7 @@ def atomic_directory(out_dir: Path, overwrite: bool = False) -> Iterator[Path]:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     except OSError as err:
-        raise ValueError(f"cannot write {out_dir}: {err.strerror or err}; choose a writable --out") from err
+        raise BmtkScalingError(f"cannot write {out_dir}: {err.strerror or err}; choose a writable --out") from err
     try:
         yield tmp
     except BaseException:
@@ -110,14 +112,15 @@ def atomic_file(path: Path, overwrite: bool = True) -> Iterator[Path]:
     """
     path = Path(path).absolute()
     if path.exists() and not overwrite:
-        raise ValueError(f"{path} exists: choose another path, or pass --overwrite (overwrite=True) to replace it")
+        raise BmtkScalingError(f"{path} exists: choose another path, or pass --overwrite (overwrite=True) to "
+                               "replace it")
     if path.is_dir():
-        raise ValueError(f"{path} is a directory, not a file")
+        raise BmtkScalingError(f"{path} is a directory, not a file")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     except OSError as err:
-        raise ValueError(f"cannot write {path}: {err.strerror or err}") from err
+        raise BmtkScalingError(f"cannot write {path}: {err.strerror or err}") from err
     os.close(fd)
     try:
         yield Path(tmp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from network_builders.configs import RunSettings
 #   assembly    assembly, pair or clique index: the unit the by-assembly distribution keeps together
 #   drive_*     the IClamp each cell receives (amp 0 = none), drawn at build time from the seed
 NODE_COLUMNS = ("role", "assembly", "drive_amp", "drive_delay", "drive_dur")
+DRIVE_FOREVER = 1.0e9  # ms: IClamp duration meaning "until the end of any run"
 
 
 @dataclass
@@ -86,3 +88,12 @@ class BuiltNetwork:
     @property
     def edges_file(self) -> Path:
         return self.path / "network" / f"{self.population}_{self.population}_edges.h5"
+
+
+def build_from(spec_fn: Callable[..., NetworkSpec], arguments: Mapping[str, Any]) -> BuiltNetwork:
+    """What every builder does with its arguments: draw ``spec_fn(**parameters)`` and write the folder."""
+    from network_builders.writer import build_network
+
+    params = dict(arguments)
+    out_dir, overwrite, compression = params.pop("out_dir"), params.pop("overwrite"), params.pop("compression")
+    return build_network(spec_fn, Path(out_dir), overwrite, compression, params)

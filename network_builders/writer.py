@@ -20,9 +20,10 @@ from bmtk.builder import NetworkBuilder
 
 from bmtk_scaling import mechanisms
 from bmtk_scaling.atomic import atomic_directory, check_output_dir, write_json
+from bmtk_scaling.errors import BmtkScalingError
 from bmtk_scaling.sonata.compat import add_spec_index_names, move_root_string_attributes
 from network_builders import configs
-from network_builders.sparse_adaptor import EdgeList, SparseNetwork
+from network_builders.sparse_adaptor import EdgeList, sparse_network
 from network_builders.spec import NODE_COLUMNS, BuiltNetwork, NetworkSpec
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def build_network(spec_fn: Callable[..., NetworkSpec], out_dir: Path, overwrite:
 def write_network(spec: NetworkSpec, out_dir: Path, overwrite: bool = False, compression: str = "none") -> BuiltNetwork:
     """Write ``spec`` as a ready-to-run BMTK/SONATA folder at ``out_dir``; nothing is left on failure."""
     if compression not in COMPRESSIONS:
-        raise ValueError(
+        raise BmtkScalingError(
             f"compression must be one of {COMPRESSIONS}, got {compression!r} "
             "('none' keeps the files readable by the libsonata wheel)"
         )
@@ -109,11 +110,11 @@ def write_network(spec: NetworkSpec, out_dir: Path, overwrite: bool = False, com
 
 
 def _builder(spec: NetworkSpec) -> NetworkBuilder:
-    net = NetworkBuilder(spec.population, adaptor_cls=SparseNetwork)
+    net = NetworkBuilder(spec.population, adaptor_cls=sparse_network())
     for group in spec.groups:
         missing = set(NODE_COLUMNS) - set(group.columns)
         if missing:
-            raise ValueError(f"cell group {group.template} lacks node columns {sorted(missing)}")
+            raise BmtkScalingError(f"cell group {group.template} lacks node columns {sorted(missing)}")
         net.add_nodes(
             N=group.n,
             model_type="biophysical",

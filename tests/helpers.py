@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bmtk_scaling.environment import configure_neuron_environment
-from bmtk_scaling.report.activity import read_spikes
+from bmtk_scaling.sonata.spikes import read_spikes
 
 
 def run_network(network_dir: Path, config: str = "simulation_config.json", timeout: float = 600):
@@ -28,3 +28,48 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 900) -> subprocess
     exe = str(beside) if beside.is_file() else shutil.which("bmtk-scaling")
     assert exe, "the console script must be installed (pip install -e .)"
     return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def add_spike_inputs(net, spike_times: dict[int, list[float]]) -> dict:
+    """Give a built N-Pairs network a virtual population ``inputs``: input i drives the sender of pair i.
+
+    Writes the input nodes and edges beside the network, a SONATA spike file, adds them to the circuit
+    config, and returns the simulation config's JSON with a bmtk ``spikes`` input (written back too).
+    """
+    import json
+
+    import h5py
+    import numpy as np
+    from bmtk.builder import NetworkBuilder
+
+    from bmtk_scaling.sonata.configs import load_config
+
+    pairs_nodes = NetworkBuilder("pairs")
+    pairs_nodes.import_nodes(str(net.nodes_file), str(net.path / "network" / "pairs_node_types.csv"))
+    inputs = NetworkBuilder("inputs")
+    inputs.add_nodes(N=len(spike_times), model_type="virtual")
+    inputs.add_edges(source=inputs.nodes(), target=pairs_nodes.nodes(),  # input i -> sender of pair i (node 2i)
+                     connection_rule=lambda s, t: int(t.node_id == 2 * s.node_id), model_template="exp2syn",
+                     dynamics_params="exc.json", syn_weight=1.0, delay=1.0, target_sections=["soma"],
+                     distance_range=[0.0, 1e20])
+    inputs.build()
+    inputs.save_nodes(output_dir=str(net.path / "network"))
+    inputs.save_edges(output_dir=str(net.path / "network"))
+    with h5py.File(net.path / "input_spikes.h5", "w") as h5:
+        grp = h5.create_group("spikes/inputs")
+        ids = [n for n, ts in spike_times.items() for _ in ts]
+        times = [t for ts in spike_times.values() for t in ts]
+        grp.create_dataset("node_ids", data=np.array(ids, dtype=np.uint64))
+        grp.create_dataset("timestamps", data=np.array(times))
+    circuit = json.loads(net.circuit_config.read_text())
+    circuit["networks"]["nodes"].append({"nodes_file": "$NETWORK_DIR/inputs_nodes.h5",
+                                         "node_types_file": "$NETWORK_DIR/inputs_node_types.csv",
+                                         "populations": {"inputs": {"type": "virtual"}}})
+    circuit["networks"]["edges"].append({"edges_file": "$NETWORK_DIR/inputs_pairs_edges.h5",
+                                         "edge_types_file": "$NETWORK_DIR/inputs_pairs_edge_types.csv"})
+    net.circuit_config.write_text(json.dumps(circuit))
+    base = load_config(net.simulation_config).data
+    base["inputs"] = {"replay": {"input_type": "spikes", "module": "sonata", "input_file": "$BASE_DIR/input_spikes.h5",
+                                 "node_set": "inputs"}}
+    net.simulation_config.write_text(json.dumps(base))  # bmtk-style inputs: libsonata rejects module "sonata"
+    return base

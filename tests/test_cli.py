@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from tests.helpers import cli
 
 
+@pytest.mark.slow
 def test_build_each_network(tmp_path):
     for net, extra in (("ping", ["--n-assemblies", "2", "--cells-per-assembly", "40"]),
                        ("pairs", ["--n-pairs", "5"]), ("cliques", ["--n-cliques", "2", "--clique-size", "3"])):
@@ -58,11 +60,21 @@ def test_unwritable_output_exit_2(tmp_path, target):
     assert "error: cannot" in proc.stderr and "--out" in proc.stderr
 
 
+@pytest.mark.mpi
+@pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
     proc = cli("demo", "--out", str(out), "--cells", "100", "--tstop", "500")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "population peak (Hz)" in proc.stdout
-    png = out / "raster.png"
-    assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
-    assert (out / "output" / "spikes.h5").is_file()
+    assert "spikes: identical on every engine" in proc.stdout
+    assert "gamma check: population peak" in proc.stdout and "inside the 30-40 Hz band" in proc.stdout
+    for label in ("stock BMTK-NEURON", "NEURON psolve", "CoreNEURON"):
+        assert label in proc.stdout
+    for png in (out / "raster.png", out / "compare" / "compare.png"):
+        assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
+    report = json.loads((out / "compare" / "compare.json").read_text())
+    assert [v["summary"]["ranks"] for v in report["variants"]] == [2, 2, 2]
+    assert all(Path(v["spikes_file"]).is_file() for v in report["variants"])  # paths name the final folder
+    assert (out / "network" / "partitions" / "metis_2_seed1.h5").is_file()
+    again = cli("demo", "--out", str(out), "--cells", "100", "--tstop", "500")
+    assert again.returncode == 2 and "--overwrite" in again.stderr  # an earlier demo is never replaced silently

@@ -74,6 +74,8 @@ def _run(config: Path, out: Path, ranks: int) -> dict[str, tuple[np.ndarray, np.
     return result
 
 
+@pytest.mark.mpi
+@pytest.mark.slow
 def test_file_mode_gives_neuron_spikes_on_1_and_2_ranks(small_ping, tmp_path):
     from bmtk_scaling.bionet.coreneuron_files import standalone_command
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bmtk_scaling.report.activity import population_spectrum
 from tests.helpers import run_network
+
+pytestmark = [pytest.mark.slow]
 
 
 def _first_spike(spikes, node_ids):

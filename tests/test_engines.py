@@ -10,10 +10,14 @@ import libsonata
 import numpy as np
 import pytest
 
-from bmtk_scaling.config.derive import derive_config, load_config, write_config
-from bmtk_scaling.report.activity import read_spikes
-from bmtk_scaling.run.launcher import RunFailed, run_config
-from tests.helpers import cli
+from bmtk_scaling.config.derive import derive_config, write_config
+from bmtk_scaling.errors import RunFailed
+from bmtk_scaling.run.launcher import run_config
+from bmtk_scaling.sonata.configs import load_config
+from bmtk_scaling.sonata.spikes import read_spikes
+from tests.helpers import add_spike_inputs, cli
+
+pytestmark = [pytest.mark.mpi, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +29,7 @@ def ping(tmp_path_factory):
 
 
 def _variant(net, name: str, **switches) -> Path:
-    cfg = derive_config(load_config(net.simulation_config), output_dir=f"$BASE_DIR/out_{name}", **switches)
+    cfg = derive_config(load_config(net.simulation_config).data, output_dir=f"$BASE_DIR/out_{name}", **switches)
     return write_config(cfg, net.simulation_config, net.path / f"{name}.json", overwrite=True)
 
 
@@ -44,7 +48,7 @@ def test_configure_writes_a_new_sonata_config(ping, tmp_path):
     assert sim.target_simulator == libsonata.SimulationConfig.SimulatorType.CORENEURON
     # written in another folder, it still points at the network: run it
     result = run_config(out, 1)
-    assert result.engine == "CORENEURON" and result.spike_count > 0
+    assert result.engine == "coreneuron" and result.spike_count > 0
 
 
 def test_configure_refuses_bad_requests(ping, tmp_path):
@@ -52,12 +56,17 @@ def test_configure_refuses_bad_requests(ping, tmp_path):
     proc = cli("configure", cfg, "--engine", "coreneuron", "--out", cfg)
     assert proc.returncode == 2 and "new config" in proc.stderr
     out = tmp_path / "gpu.json"
-    proc = cli("configure", cfg, "--engine", "coreneuron", "--gpu", "--out", str(out))
+    proc = cli("configure", cfg, "--engine", "coreneuron_gpu", "--out", str(out))
     assert proc.returncode == 2
     assert "GPU requested but unavailable" in proc.stderr and "CORENRN_ENABLE_GPU" in proc.stderr
     assert not out.exists()
-    proc = cli("configure", cfg, "--gpu", "--out", str(out))
-    assert proc.returncode == 2 and "--engine coreneuron" in proc.stderr
+    # NEURON's rule for cell_permute (CPU 0/1, GPU 1/2) is checked when the config is written, not after the build
+    proc = cli("configure", cfg, "--engine", "coreneuron", "--cell-permute", "2", "--out", str(out))
+    assert proc.returncode == 2 and "cell_permute 2 is not allowed on CoreNEURON" in proc.stderr
+    assert not out.exists()
+    proc = cli("configure", cfg, "--engine", "coreneuron", "--threads", "0", "--out", str(out))
+    assert proc.returncode == 2 and "--threads" in proc.stderr
+    assert not out.exists()
 
 
 def test_engines_give_identical_spikes_and_readable_files(ping):
@@ -67,7 +76,7 @@ def test_engines_give_identical_spikes_and_readable_files(ping):
         "core": _variant(ping, "core", engine="coreneuron"),
     }
     results = {k: run_config(c, 2) for k, c in configs.items()}
-    assert results["core"].engine == "CORENEURON"
+    assert results["core"].engine == "coreneuron" and results["core"].summary["engine"] == "CoreNEURON"
     trains = {k: read_spikes(Path(r.spikes_file))[["node_id", "timestamp"]].to_numpy() for k, r in results.items()}
     assert len(trains["stock"]) > 100
     assert np.array_equal(trains["stock"], trains["psolve"])
@@ -80,7 +89,7 @@ def test_engines_give_identical_spikes_and_readable_files(ping):
 
 def test_soma_voltage_reports_agree_across_engines(ping):
     def with_report(name, **switches):
-        cfg = derive_config(load_config(ping.simulation_config), output_dir=f"$BASE_DIR/out_{name}", **switches)
+        cfg = derive_config(load_config(ping.simulation_config).data, output_dir=f"$BASE_DIR/out_{name}", **switches)
         cfg["reports"] = {"soma_v": {"cells": "all", "variable_name": "v", "module": "membrane_report",
                                      "sections": "soma", "type": "compartment", "dt": 0.1, "start_time": 0.0,
                                      "end_time": 300.0}}
@@ -100,40 +109,11 @@ def test_soma_voltage_reports_agree_across_engines(ping):
 
 
 def test_virtual_spike_inputs_through_vecstim(tmp_path):
-    from bmtk.builder import NetworkBuilder
-
     from network_builders import n_pairs
 
     net = n_pairs(tmp_path / "pairs", n_pairs=3, drive_amp=0.0, tstop=60.0)  # no drive: inputs only
-    pairs_nodes = NetworkBuilder("pairs")
-    pairs_nodes.import_nodes(str(net.nodes_file), str(net.path / "network" / "pairs_node_types.csv"))
-    inputs = NetworkBuilder("inputs")
-    inputs.add_nodes(N=3, model_type="virtual")
-    inputs.add_edges(source=inputs.nodes(), target=pairs_nodes.nodes(),  # input i -> sender of pair i (node 2i)
-                     connection_rule=lambda s, t: int(t.node_id == 2 * s.node_id), model_template="exp2syn",
-                     dynamics_params="exc.json", syn_weight=1.0, delay=1.0, target_sections=["soma"],
-                     distance_range=[0.0, 1e20])
-    inputs.build()
-    inputs.save_nodes(output_dir=str(net.path / "network"))
-    inputs.save_edges(output_dir=str(net.path / "network"))
     spike_times = {0: [10.0, 30.0], 1: [15.0], 2: [20.0, 40.0]}
-    with h5py.File(net.path / "input_spikes.h5", "w") as h5:
-        grp = h5.create_group("spikes/inputs")
-        ids = [n for n, ts in spike_times.items() for _ in ts]
-        times = [t for ts in spike_times.values() for t in ts]
-        grp.create_dataset("node_ids", data=np.array(ids, dtype=np.uint64))
-        grp.create_dataset("timestamps", data=np.array(times))
-    circuit = json.loads(net.circuit_config.read_text())
-    circuit["networks"]["nodes"].append({"nodes_file": "$NETWORK_DIR/inputs_nodes.h5",
-                                         "node_types_file": "$NETWORK_DIR/inputs_node_types.csv",
-                                         "populations": {"inputs": {"type": "virtual"}}})
-    circuit["networks"]["edges"].append({"edges_file": "$NETWORK_DIR/inputs_pairs_edges.h5",
-                                         "edge_types_file": "$NETWORK_DIR/inputs_pairs_edge_types.csv"})
-    net.circuit_config.write_text(json.dumps(circuit))
-    base = load_config(net.simulation_config)
-    base["inputs"] = {"replay": {"input_type": "spikes", "module": "sonata", "input_file": "$BASE_DIR/input_spikes.h5",
-                                 "node_set": "inputs"}}
-    net.simulation_config.write_text(json.dumps(base))  # bmtk-style inputs: libsonata rejects module "sonata"
+    base = add_spike_inputs(net, spike_times)
     trains = {}
     for name, engine in (("in_neuron", "neuron"), ("in_core", "coreneuron")):
         cfg = write_config(derive_config(base, engine=engine, output_dir=f"$BASE_DIR/out_{name}"),
@@ -224,7 +204,7 @@ def test_partition_and_coreneuron_switches_together(ping, tmp_path):
                "--out", str(out), "--overwrite")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text())["bmtk_scaling"]["partition"] == "$BASE_DIR/partitions/metis_2.h5"
-    cfg = derive_config(load_config(out), output_dir="$BASE_DIR/out_core_metis")
+    cfg = derive_config(load_config(out).data, output_dir="$BASE_DIR/out_core_metis")
     result = run_config(write_config(cfg, out, ping.path / "core_metis_run.json", overwrite=True), 2)
     reference = run_config(_variant(ping, "ref_neuron1", engine="neuron"), 1)
     a = read_spikes(Path(result.spikes_file))[["node_id", "timestamp"]].to_numpy()
@@ -249,7 +229,7 @@ def test_coreneuron_file_mode_matches_neuron(ping):
 
 
 def test_file_mode_refuses_soma_reports(ping):
-    cfg = derive_config(load_config(ping.simulation_config), engine="coreneuron", file_mode=True,
+    cfg = derive_config(load_config(ping.simulation_config).data, engine="coreneuron", file_mode=True,
                         output_dir="$BASE_DIR/out_fm_report")
     cfg["reports"] = {"soma_v": {"cells": "all", "variable_name": "v", "module": "membrane_report",
                                  "sections": "soma", "type": "compartment", "dt": 0.1, "start_time": 0.0,

@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bmtk_scaling.config.derive import derive_config, load_config, write_config
-from bmtk_scaling.report.activity import read_spikes
+from bmtk_scaling.config.derive import derive_config, write_config
 from bmtk_scaling.run.launcher import run_config
+from bmtk_scaling.sonata.configs import load_config
+from bmtk_scaling.sonata.spikes import read_spikes
+
+pytestmark = [pytest.mark.mpi, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +25,7 @@ def ping(tmp_path_factory):
 
 
 def _run(net, name: str, ranks: int = 1, **switches):
-    cfg = write_config(derive_config(load_config(net.simulation_config), output_dir=f"$BASE_DIR/out_{name}",
+    cfg = write_config(derive_config(load_config(net.simulation_config).data, output_dir=f"$BASE_DIR/out_{name}",
                                      **switches), net.simulation_config, net.path / f"{name}.json", overwrite=True)
     result = run_config(cfg, ranks)
     return result, read_spikes(Path(result.spikes_file))[["node_id", "timestamp"]].to_numpy()
@@ -56,7 +59,7 @@ def test_shared_is_identical_across_engines_and_ranks(ping):
 def test_unsupported_edges_are_refused_with_a_pointer(ping, tmp_path):
     import h5py
 
-    from bmtk_scaling.run.launcher import RunFailed
+    from bmtk_scaling.errors import RunFailed
 
     types = ping.path / "network" / "ping_ping_edge_types.csv"
     original = types.read_text()

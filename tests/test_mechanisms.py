@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = [pytest.mark.slow]
+
 AREA_CM2 = math.pi * 100.0 * 500.0 * 1e-8  # L = 100 um, diam = 500 um, lateral area in cm2
 DRIVE_NA = 1.4
 SPIKE_THRESHOLD = -15.0

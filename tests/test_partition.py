@@ -13,14 +13,14 @@ from bmtk_scaling.partition.strategies import STRATEGIES, partition, undirected_
 from bmtk_scaling.sonata.configs import network_files
 from bmtk_scaling.sonata.fingerprint import network_fingerprint
 from bmtk_scaling.sonata.graph import read_graph
-from network_builders import SPECS
+from network_builders import BUILDERS
 from network_builders.writer import read_parameters
 
 
 def _spec_of(built):
     params = read_parameters(built.path)
     key = {"ping_assembly": "ping", "n_pairs": "pairs", "nk_cliques": "cliques"}[params["kind"]]
-    return SPECS[key](**params["parameters"])
+    return BUILDERS[key].spec(**params["parameters"])
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,14 @@ import shutil
 import numpy as np
 import pytest
 
-from bmtk_scaling.config.partition_ref import write_config_with_partition
+from bmtk_scaling.config.derive import write_config_with_partition
 from bmtk_scaling.partition.map_file import make_map, read_map, write_map
 from bmtk_scaling.partition.strategies import STRATEGIES
-from bmtk_scaling.report.activity import read_spikes
+from bmtk_scaling.sonata.spikes import read_spikes
 from tests.helpers import run_network
 from tests.mpi_helpers import PROBE, mpirun
+
+pytestmark = [pytest.mark.mpi, pytest.mark.slow]
 
 NETWORKS = {
     "ping": ("ping_assembly", {"n_assemblies": 2, "cells_per_assembly": 60, "seed": 2, "drive_start": 10.0,

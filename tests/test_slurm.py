@@ -119,6 +119,8 @@ def test_default_time_from_the_timeout(tmp_path):
     assert sbatch_options(tmp_path / "jobs" / "points_r1_t1.sbatch")["--time"] == "01:00:00"  # 3000 s + 10 min
 
 
+@pytest.mark.mpi
+@pytest.mark.slow
 def test_scripts_run_here_with_a_stand_in_srun(tmp_path):
     """prepare, one array task on 2 ranks through 'srun', then collect: the jobs a cluster would run."""
     spec = write_spec(tmp_path, TINY.replace("ranks: [1, 2]", "ranks: [2]"))

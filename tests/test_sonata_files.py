@@ -9,7 +9,7 @@ import libsonata
 import numpy as np
 import pytest
 
-from network_builders import SPECS
+from network_builders import BUILDERS
 from network_builders.writer import read_parameters
 
 
@@ -21,7 +21,7 @@ def built(request):
 def _spec_of(built):
     params = read_parameters(built.path)
     key = {"ping_assembly": "ping", "n_pairs": "pairs", "nk_cliques": "cliques"}[params["kind"]]
-    return SPECS[key](**params["parameters"])
+    return BUILDERS[key].spec(**params["parameters"])
 
 
 def test_libsonata_reads_nodes_and_attributes(built):

@@ -17,6 +17,8 @@ import pytest
 from bmtk_scaling.sweep.records import IDENTITY, MEASURED, PARTITION, PROVENANCE
 from tests.test_cli import cli
 
+pytestmark = [pytest.mark.mpi, pytest.mark.slow]
+
 ROOT = Path(__file__).parents[1]
 
 TINY = """

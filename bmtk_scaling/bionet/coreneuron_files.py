@@ -52,6 +52,7 @@ from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 import numpy as np
 import pandas as pd
 
+from bmtk_scaling.errors import BmtkScalingError
 from bmtk_scaling.mechanisms import corenrn_library, export_coreneuron_library
 
 __all__ = [
@@ -199,7 +200,7 @@ def write_model(dat_dir: Path, v_init: float) -> Path:
 def _check_path(path: Path) -> str:
     text = str(Path(path).absolute())
     if any(c.isspace() for c in text):
-        raise ValueError(f"CoreNEURON splits its arguments on spaces; use a path without whitespace: {text!r}")
+        raise BmtkScalingError(f"CoreNEURON splits its arguments on spaces; use a path without whitespace: {text!r}")
     return text
 
 
@@ -225,18 +226,18 @@ def exact_spike_times(printed: np.ndarray, dt: float) -> np.ndarray:
         return printed.copy()
     tol = _PRINTED_REL_ERR * np.abs(printed) + 1e-12
     if tol.max() >= dt / 4:
-        raise ValueError(f"spike times up to {printed.max():g} ms printed with 8 digits cannot be told apart "
+        raise BmtkScalingError(f"spike times up to {printed.max():g} ms printed with 8 digits cannot be told apart "
                          f"at dt = {dt:g} ms (needs t < dt * 5e6)")
     steps = np.rint((printed - SPIKE_TEPS) / dt).astype(np.int64)
     if steps.min() < 0:
-        raise ValueError(f"negative spike time in out.dat: {printed.min():g}")
+        raise BmtkScalingError(f"negative spike time in out.dat: {printed.min():g}")
     grid = _time_grid(int(steps.max()) + 2, dt) + SPIKE_TEPS
     candidates = grid[np.clip(steps[None, :] + np.array([[-1], [0], [1]]), 0, grid.size - 1)]
     best = candidates[np.argmin(np.abs(candidates - printed), axis=0), np.arange(printed.size)]
     off = np.abs(best - printed) > tol
     if off.any():
         bad = printed[off][:5]
-        raise ValueError(f"{int(off.sum())} spike time(s) are not threshold crossings on the dt = {dt:g} ms grid "
+        raise BmtkScalingError(f"{int(off.sum())} spike time(s) are not threshold crossings on the dt = {dt:g} ms grid "
                          f"(e.g. {bad.tolist()}): artificial-cell spikes or a run not starting at t = 0?")
     return best
 

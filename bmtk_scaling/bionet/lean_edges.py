@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 from neuron import h
 
+from bmtk_scaling._bmtk_private import cell_synapses, local_cells, virtual_populations
+
 _LINEAR_SYNAPSES = {"exp2syn", "expsyn", "Exp2Syn", "ExpSyn"}
 
 pc = h.ParallelContext()
@@ -259,7 +261,7 @@ class LeanEdgesMixin:
         """(NetCons, synapse point processes) this rank created for recurrent and input edges."""
         cells = self.get_local_cells().values()
         netcons = sum(len(c.netcons) for c in cells)
-        synapses = sum(len(getattr(c, "_synapses", [])) for c in cells)
+        synapses = sum(len(cell_synapses(c)) for c in cells)
         if self.lean_builder is not None:
             netcons += self.lean_builder.n_netcons
             synapses += len(self.lean_builder.synapses)
@@ -269,12 +271,13 @@ class LeanEdgesMixin:
         if self.synapse_mode == "bmtk":
             return super().build_recurrent_edges(**kwargs)
         builder = LeanEdgeBuilder(self, self._synaptic_models_dir, self.synapse_mode)
-        local = {pop: np.array(sorted(cells), dtype=np.int64) for pop, cells in self._rank_node_ids.items()}
-        virtual = set(self._virtual_nodes)
+        by_population = local_cells(self)
+        local = {pop: np.array(sorted(cells), dtype=np.int64) for pop, cells in by_population.items()}
+        virtual = virtual_populations(self)
         for edges_file, types_file in self._lean_edge_files:
             for edges in read_afferent_edges(edges_file, types_file, local):
                 if edges.source_population in virtual:
                     continue  # spike-input edges: built by bionet's add_spike_trains, as before
-                builder.connect(edges, self._rank_node_ids[edges.target_population])
+                builder.connect(edges, by_population[edges.target_population])
         self.lean_builder = builder
         self.io.barrier()

@@ -3,9 +3,10 @@
 Stock bionet deals cells round-robin by row within each population (``node_pop[MPI_rank::MPI_size]``
 in ``BioNetwork.build_nodes``) and has no way to change it. Everything downstream already works for
 any placement: ``Cell`` registers its gid on the rank that builds it and synapses are made on the
-target's rank with ``pc.gid_connect``. So only ``build_nodes`` is replaced, and only when the
-simulation config names a map (``"bmtk_scaling": {"partition": ...}``); without one this class is
-stock bionet. Virtual nodes are handled as bmtk does (never built here; made on demand as inputs).
+target's rank with ``pc.gid_connect``. So only the rows ``build_nodes`` takes are changed (bionet's own
+``build_nodes`` runs on them), and only when the simulation config names a map (``"bmtk_scaling":
+{"partition": ...}``); without one placement is stock bionet's. Virtual nodes are handled as bmtk
+does (never built here; made on demand as inputs).
 
 The map is read and checked in ``from_config``, on every rank, before any cell exists: a map for
 another rank count, one that misses or repeats nodes, or one made for another network raises
@@ -16,13 +17,13 @@ Import after MPI is initialised (``h.nrnmpi_init()``): bmtk reads the rank count
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from bmtk.simulator.bionet import BioNetwork
 from neuron import h
 
+from bmtk_scaling._bmtk_private import rows_built_here
 from bmtk_scaling.config.settings import read_settings
 from bmtk_scaling.partition.map_file import PartitionMap, load_checked_map
 from bmtk_scaling.sonata.configs import EdgeFiles, NetworkFiles, NodeFiles
@@ -61,34 +62,8 @@ class PartitionedBioNetwork(BioNetwork):
     def build_nodes(self):
         if self.partition is None:
             return super().build_nodes()
-        for node_pop in self.node_populations:
-            name = node_pop.name
-            self._remote_node_cache[name] = {}
-            node_ids_map = {}
-            if node_pop.virtual_nodes_only:
-                self._virtual_nodes[name] = {}
-            else:
-                if node_pop.mixed_nodes:
-                    self._virtual_nodes[name] = {}
-                for node in _nodes_at_rows(node_pop, self._local_rows.get(name, [])):
-                    if node.model_type == "virtual":
-                        continue
-                    cell = self._build_cell(bionode=node, population_name=name)
-                    node_ids_map[node.node_id] = cell
-                    self._rank_node_gids[cell.gid] = cell
-            self._rank_node_ids[name] = node_ids_map
-        self._cells_built = True
-        self.io.barrier()
-
-
-def _nodes_at_rows(node_pop, rows: list[int]) -> Iterator:
-    """bmtk's nodes at the given (sorted) rows, as ``SonataNodes.__getitem__`` yields them for a slice.
-
-    bmtk 1.2 indexes a population only by slice or int (its list branch is broken), so we go through
-    the same two objects ``__getitem__`` uses: the SONATA population's ``get_rows`` and the adaptors.
-    """
-    for base_node in node_pop._node_pop.get_rows(rows):
-        yield node_pop._prop_adaptors[base_node.group_id].get_node(base_node)
+        with rows_built_here(self, self._local_rows):  # bionet's own build_nodes, on the map's rows
+            return super().build_nodes()
 
 
 def _files_of(conf) -> NetworkFiles:

@@ -5,7 +5,7 @@ after every step; CoreNEURON cannot run that, and enabling it before the stock r
 plain NEURON. :class:`ScalingBioSimulator` keeps everything bmtk builds (cells, synapses, inputs,
 spike recording) and replaces only the time loop: ``finitialize`` then ``psolve`` on NEURON or on
 CoreNEURON, chosen by the config's ``target_simulator``. Per-step Python modules are replaced by
-recordings set up before the run (soma reports) or refused with a clear message.
+recordings set up before the run (soma reports, :mod:`reports`) or refused with a clear message.
 
 ``"bmtk_scaling": {"neuron_loop": "bmtk"}`` keeps stock bmtk's own ``h.run`` loop on NEURON, so the
 two can be compared on the same model.
@@ -16,16 +16,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 from bmtk.simulator.bionet import BioSimulator, modules
 from bmtk.simulator.bionet.io_tools import io
 from neuron import h
 
+from bmtk_scaling._bmtk_private import record_spike, set_simulation_modules, simulation_modules
 from bmtk_scaling.bionet.coreneuron_files import run_file_mode
-from bmtk_scaling.bionet.gpu import require_gpu_support
-from bmtk_scaling.config.settings import PluginSettings, read_settings
+from bmtk_scaling.bionet.reports import RecordedSomaReport
+from bmtk_scaling.config.settings import Settings, read_settings
 from bmtk_scaling.mechanisms import export_coreneuron_library
-from bmtk_scaling.sonata.compat import fix_spike_file
+from bmtk_scaling.sonata.spikes import fix_spike_file
 
 pc = h.ParallelContext()
 
@@ -33,54 +33,10 @@ pc = h.ParallelContext()
 _PSOLVE_SAFE = (modules.SpikesMod, modules.IClampMod)
 
 
-class VectorSomaReport(modules.SomaReport):
-    """bmtk's soma report, recorded with ``Vector.record`` set up before the run (works on both engines).
-
-    Sample k of bmtk's report is the state after step k+1, i.e. index k+1 of the recorded vector.
-    """
-
-    def initialize(self, sim):
-        if self._transforms:
-            raise NotImplementedError("transforms in soma reports are not supported with psolve/CoreNEURON")
-        self._set_valid_steps(sim)
-        n_steps = int(round((self._end_time - self._start_time) / self._dt))
-        self._var_recorder = modules.record_cellvars.MembraneRecorder(
-            self._file_name, mode="w", variable=self._report_name, buffer_size=max(1, n_steps),
-            tstart=self._start_time, tstop=self._end_time, dt=self._dt,
-        )
-        self._gid_map = sim.net.gid_pool
-        self._get_gids(sim)
-        self._vectors = {}
-        for gid in sorted(self._local_gids):
-            pop_id = self._gid_map.get_pool_id(gid)
-            self._var_recorder.add_cell(pop_id.node_id, population=pop_id.population, element_ids=[0],
-                                        element_pos=[0.5])
-            cell = sim.net.get_cell_gid(gid)
-            vecs = []
-            for var in self._variables:
-                vec = h.Vector()
-                vec.record(getattr(cell.soma[0](0.5), f"_ref_{var}"))
-                vecs.append(vec)
-            self._vectors[gid] = (pop_id, vecs)
-        self._var_recorder.initialize()
-
-    def step(self, sim, tstep, rel_time=0.0):
-        pass
-
-    def collect(self, sim) -> None:
-        """Copy the recorded vectors into bmtk's report writer (after the run)."""
-        steps = np.arange(self._start_step, int(round(self._end_step)), self._dt_step) + 1
-        for pop_id, vecs in self._vectors.values():
-            for vec in vecs:
-                self._var_recorder.record_cell_block(pop_id.node_id, vec.as_numpy()[steps], 0, steps.size,
-                                                     population=pop_id.population)
-        self._var_recorder.flush()
-
-
 class ScalingBioSimulator(BioSimulator):
     """``BioSimulator`` whose ``run`` uses ``pc.psolve`` on NEURON or CoreNEURON (see module docstring)."""
 
-    settings: PluginSettings
+    settings: Settings
     timings: dict
 
     @classmethod
@@ -92,26 +48,16 @@ class ScalingBioSimulator(BioSimulator):
         sim.spike_file = config.get("output", {}).get("spikes_file")
         sim.mechanisms_dir = config.get("components", {}).get("mechanisms_dir")
         sim.output_dir = Path(config.output_dir)
-        if sim.uses_psolve:
-            sim._sim_mods = [sim._psolve_module(mod) for mod in sim._sim_mods]
-        if sim.uses_file_mode and any(isinstance(m, VectorSomaReport) for m in sim._sim_mods):
+        if settings.uses_psolve:
+            set_simulation_modules(sim, [sim._psolve_module(mod) for mod in simulation_modules(sim)])
+        if settings.uses_file_mode and any(isinstance(m, RecordedSomaReport) for m in simulation_modules(sim)):
             raise NotImplementedError("soma reports are recorded in NEURON's memory, which CoreNEURON file mode "
                                       "frees before the run: remove the report or set coreneuron.file_mode false")
         return sim
 
-    @property
-    def uses_file_mode(self) -> bool:
-        return self.settings.engine == "CORENEURON" and self.settings.coreneuron.file_mode
-
-    @property
-    def uses_psolve(self) -> bool:
-        return self.settings.engine == "CORENEURON" or self.settings.neuron_loop == "psolve"
-
     def _psolve_module(self, mod):
         if type(mod) is modules.SomaReport:
-            swapped = VectorSomaReport.__new__(VectorSomaReport)
-            swapped.__dict__.update(mod.__dict__)
-            return swapped
+            return RecordedSomaReport(mod)
         if isinstance(mod, _PSOLVE_SAFE):
             return mod
         raise NotImplementedError(
@@ -121,14 +67,14 @@ class ScalingBioSimulator(BioSimulator):
 
     def run(self):
         t0 = time.perf_counter()
-        if not self.uses_psolve:
+        if not self.settings.uses_psolve:
             super().run()
             self.timings["simulate"] = time.perf_counter() - t0
             self._fix_outputs()
             return
-        for mod in self._sim_mods:
+        for mod in simulation_modules(self):
             mod.initialize(self)
-        if self.uses_file_mode:
+        if self.settings.uses_file_mode:
             return self._run_from_files(t0)
         self._configure_engine()
         pc.set_maxstep(10)
@@ -136,21 +82,21 @@ class ScalingBioSimulator(BioSimulator):
         pc.barrier()
         t1 = time.perf_counter()
         self.timings["initialize"] = t1 - t0
-        io.log_info(f"Running {self.settings.engine} (psolve) for {self.tstop:.3f} ms, dt {self.dt:.3f} ms")
+        io.log_info(f"Running {self.settings.engine.label} (psolve) for {self.tstop:.3f} ms, dt {self.dt:.3f} ms")
         pc.psolve(self.tstop)
         pc.barrier()
         t2 = time.perf_counter()
         self.timings["simulate"] = t2 - t1
-        for mod in self._sim_mods:
+        for mod in simulation_modules(self):
             if isinstance(mod, modules.SpikesMod):
                 mod.block(self, (0, self.n_steps))
-            elif isinstance(mod, VectorSomaReport):
+            elif isinstance(mod, RecordedSomaReport):
                 mod.collect(self)
         self._finish(t1, t2)
 
     def _finish(self, t_start: float, t_end: float) -> None:
         """Let every module write its output, mend the spike file, record the time it took."""
-        for mod in self._sim_mods:
+        for mod in simulation_modules(self):
             mod.finalize(self)
         pc.barrier()
         self._fix_outputs()
@@ -161,10 +107,8 @@ class ScalingBioSimulator(BioSimulator):
         """CoreNEURON file mode: NEURON writes the model and frees it, CoreNEURON runs it from the files
         (see :mod:`coreneuron_files`); the spikes go to bionet's spike writer as if recorded."""
         opts = self.settings.coreneuron
-        if opts.gpu:
-            require_gpu_support()
-        extra = ["--cell-permute", str(2 if opts.gpu and opts.cell_permute == 0 else opts.cell_permute)]
-        if opts.gpu:
+        extra = ["--cell-permute", str(self.settings.cell_permute)]
+        if self.settings.engine.gpu:
             extra.append("--gpu")
         t1 = time.perf_counter()
         self.timings["initialize"] = t1 - t0
@@ -173,26 +117,24 @@ class ScalingBioSimulator(BioSimulator):
                                     self.output_dir / "coreneuron_files", verbose=opts.verbose, extra_args=extra)
         t2 = time.perf_counter()
         self.timings["simulate"] = t2 - t1
-        for mod in self._sim_mods:
+        for mod in simulation_modules(self):
             if isinstance(mod, modules.SpikesMod):
                 for t, gid in zip(times.tolist(), gids.tolist(), strict=True):
                     pop_id = self.net.gid_pool.get_pool_id(gid)
-                    mod._spike_writer.add_spike(node_id=pop_id.node_id, timestamp=t, population=pop_id.population)
+                    record_spike(mod, pop_id.node_id, t, pop_id.population)
         self._finish(t1, t2)
 
     def _configure_engine(self) -> None:
         from neuron import coreneuron
 
         opts = self.settings.coreneuron
-        coreneuron.enable = self.settings.engine == "CORENEURON"
+        coreneuron.enable = self.settings.engine.is_coreneuron
         if not coreneuron.enable:
             return
         if self.mechanisms_dir:
             export_coreneuron_library(Path(self.mechanisms_dir))
-        if opts.gpu:
-            require_gpu_support()
-        coreneuron.gpu = opts.gpu
-        coreneuron.cell_permute = 2 if opts.gpu and opts.cell_permute == 0 else opts.cell_permute
+        coreneuron.gpu = self.settings.engine.gpu  # GPU support was checked before the network was built
+        coreneuron.cell_permute = self.settings.cell_permute
         coreneuron.verbose = opts.verbose
         if opts.nthread > 1:
             pc.nthread(opts.nthread)

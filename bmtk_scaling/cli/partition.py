@@ -7,24 +7,7 @@ from pathlib import Path
 
 import click
 
-from bmtk_scaling.partition.metrics import PartitionMetrics, evaluate
-from bmtk_scaling.partition.strategies import EDGE_WEIGHTS, STRATEGIES, partition
-from bmtk_scaling.sonata.graph import NetworkGraph, read_graph
-
-_METIS_STRATEGIES = ("metis", "metis_volume")
-
-
-def compare_strategies(graph: NetworkGraph, n_ranks: int, seed: int = 0, edge_weight: str = "synapses",
-                       strategies: tuple[str, ...] = tuple(STRATEGIES)) -> list[dict]:
-    """Every strategy on the same graph: seconds taken and metrics, one dict per strategy."""
-    rows = []
-    for name in strategies:
-        options = {"edge_weight": edge_weight} if name in _METIS_STRATEGIES else {}
-        t0 = time.perf_counter()
-        ranks = partition(graph, n_ranks, name, seed=seed, **options)
-        seconds = time.perf_counter() - t0
-        rows.append({"strategy": name, "seconds": seconds, **evaluate(graph, ranks, n_ranks).as_dict()})
-    return rows
+from bmtk_scaling.partition import EDGE_WEIGHTS, STRATEGY_NAMES
 
 
 def format_table(rows: list[dict]) -> str:
@@ -40,7 +23,7 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def format_metrics(m: PartitionMetrics) -> str:
+def format_metrics(m) -> str:
     delay = "none (no edge crosses ranks)" if m.min_cross_rank_delay is None else f"{m.min_cross_rank_delay:g} ms"
     lines = [
         f"  cells                      {m.n_cells:>12,}",
@@ -58,9 +41,9 @@ def format_metrics(m: PartitionMetrics) -> str:
 
 @click.command(name="partition")
 @click.argument("config", type=click.Path(path_type=Path))
-@click.option("--ranks", "-n", "n_ranks", type=int, required=True, help="MPI ranks the map is for")
-@click.option("--strategy", "-s", default="metis", show_default=True,
-              help=f"one of: {', '.join(STRATEGIES)}")
+@click.option("--ranks", "-n", "n_ranks", type=click.IntRange(min=1), required=True, help="MPI ranks the map is for")
+@click.option("--strategy", "-s", type=click.Choice(STRATEGY_NAMES), default="metis", show_default=True,
+              help="how cells are placed (docs/partitioning.md)")
 @click.option("--seed", type=int, default=0, show_default=True, help="for random and METIS")
 @click.option("--edge-weight", type=click.Choice(EDGE_WEIGHTS), default="synapses", show_default=True,
               help="METIS edge weight: synapses between two cells, or their summed |syn_weight|")
@@ -70,39 +53,28 @@ def format_metrics(m: PartitionMetrics) -> str:
               help="also write a NEW simulation config naming the map (a bare name goes beside CONFIG)")
 @click.option("--overwrite", is_flag=True, help="replace an existing map / config-out file")
 @click.option("--compare", is_flag=True, help="print every strategy side by side (writes nothing)")
-def partition_command(config: Path, n_ranks: int, strategy: str, seed: int, edge_weight: str, out: Path | None,
-                      config_out: Path | None, overwrite: bool, compare: bool) -> None:
+def command(config: Path, n_ranks: int, strategy: str, seed: int, edge_weight: str, out: Path | None,
+            config_out: Path | None, overwrite: bool, compare: bool) -> None:
     """Place the cells of a built network (CONFIG: its simulation or circuit config) on MPI ranks."""
-    from bmtk_scaling.config.partition_ref import config_out_path, write_config_with_partition
-    from bmtk_scaling.partition.map_file import default_map_path, make_map, write_map
-    from bmtk_scaling.sonata.configs import network_files
+    from bmtk_scaling.api import partition_network
+    from bmtk_scaling.errors import BmtkScalingError
+    from bmtk_scaling.partition.compare import compare_strategies
+    from bmtk_scaling.partition.metrics import PartitionMetrics
+    from bmtk_scaling.sonata.graph import read_graph
 
-    if n_ranks < 1:
-        raise ValueError(f"--ranks must be a positive integer, got {n_ranks}")
     if compare:
         if out is not None or config_out is not None:
-            raise ValueError("--compare only prints; drop --out/--config-out, or drop --compare to write a map")
+            raise BmtkScalingError("--compare only prints; drop --out/--config-out, or drop --compare to write a map")
         graph = read_graph(config)
         click.echo(f"{graph.n_vertices:,} cells, {graph.n_synapses:,} synapses on {n_ranks} ranks "
                    f"(seed {seed}, METIS edge weight: {edge_weight})")
         click.echo(format_table(compare_strategies(graph, n_ranks, seed, edge_weight)))
         return
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown partition strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
-    options = {"edge_weight": edge_weight} if strategy in _METIS_STRATEGIES else {}
-    files = network_files(config)
-    out = out if out is not None else default_map_path(files, strategy, n_ranks, seed)
-    if Path(out).exists() and not overwrite:  # fail before the work, not after
-        raise ValueError(f"{out} exists: choose another --out, or pass --overwrite to replace it")
-    if config_out is not None:
-        config_out_path(config, config_out, overwrite)
     t0 = time.perf_counter()
-    pmap = make_map(config, n_ranks, strategy, seed=seed, **options)
-    seconds = time.perf_counter() - t0
-    path = write_map(pmap, out, overwrite=overwrite)
-    click.echo(f"{strategy} on {n_ranks} ranks -> {path}  ({seconds:.1f} s)")
-    click.echo(format_metrics(PartitionMetrics(**{k: v for k, v in pmap.metrics.items() if k != "cut_fraction"})))
-    if config_out is not None:
-        written = write_config_with_partition(config, path, config_out, overwrite=overwrite)
-        click.echo(f"wrote {written}")
-        click.echo(f"run it: cd {written.parent} && mpiexec -n {n_ranks} python run_bionet.py {written.name}")
+    done = partition_network(config, n_ranks, strategy, seed=seed, edge_weight=edge_weight, out=out,
+                             config_out=config_out, overwrite=overwrite)
+    click.echo(f"{strategy} on {n_ranks} ranks -> {done.map_file}  ({time.perf_counter() - t0:.1f} s)")
+    click.echo(format_metrics(PartitionMetrics(**{k: v for k, v in done.metrics.items() if k != "cut_fraction"})))
+    if done.config is not None:
+        click.echo(f"wrote {done.config}")
+        click.echo(f"run it: bmtk-scaling run {done.config} --ranks {n_ranks}")

@@ -1,4 +1,4 @@
-"""``bmtk-scaling sweep SPEC.yaml`` and ``bmtk-scaling report RESULTS.csv``.
+"""``bmtk-scaling sweep SPEC.yaml``: a scaling study, resumable, into one CSV (and its report).
 
 A bad spec (or any ValueError) exits 2 before anything runs; a point that fails exits 1 after
 keeping every finished point; a sweep stopped on purpose (``--max-points``) exits 0 and says how
@@ -11,12 +11,6 @@ import sys
 from pathlib import Path
 
 import click
-
-
-def _print_report(outcome) -> None:
-    click.echo(f"report -> {outcome.out_dir}: " + ", ".join(f for f in outcome.written if f.endswith(".png")))
-    for name, why in outcome.skipped.items():
-        click.echo(f"  skipped {name}: {why}")
 
 
 @click.command(name="sweep")
@@ -36,11 +30,11 @@ def _print_report(outcome) -> None:
               help="how ranks are started")
 @click.option("--no-report", is_flag=True, help="do not draw the report at the end")
 @click.option("--no-progress", is_flag=True, help="no progress bar (batch jobs, logs)")
-def sweep_command(spec_file: Path, out: Path | None, reduced: bool, max_points: int | None, keep_going: bool,
-                  list_only: bool, slurm_dir: Path | None, point_list: Path | None, array_index: int | None,
-                  prepare_only: bool, collect: bool, launcher: str, no_report: bool, no_progress: bool) -> None:
+def command(spec_file: Path, out: Path | None, reduced: bool, max_points: int | None, keep_going: bool,
+            list_only: bool, slurm_dir: Path | None, point_list: Path | None, array_index: int | None,
+            prepare_only: bool, collect: bool, launcher: str, no_report: bool, no_progress: bool) -> None:
     """Run a scaling study: every point of SPEC.yaml's grid through the runner, resumable, into one CSV."""
-    from bmtk_scaling.sweep.execute import SweepStopped, default_out_dir, run_sweep
+    from bmtk_scaling.sweep.execute import default_out_dir, run_sweep
     from bmtk_scaling.sweep.grid import load_points
     from bmtk_scaling.sweep.records import read_point
 
@@ -64,11 +58,8 @@ def sweep_command(spec_file: Path, out: Path | None, reduced: bool, max_points: 
     try:
         outcome = run_sweep(spec, out, reduced=reduced, max_points=max_points, keep_going=keep_going,
                             point_list=point_list, array_index=array_index, prepare_only=prepare_only,
-                            collect_only=collect, launcher=launcher, report=not no_report, progress=not no_progress,
+                            collect_only=collect, launcher=launcher, progress=not no_progress,
                             points=points, echo=lambda m: click.echo(m, err=True))
-    except SweepStopped as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(1)
     except KeyboardInterrupt:
         click.echo("interrupted: every finished point is kept; rerun the same command to continue", err=True)
         sys.exit(130)
@@ -78,21 +69,13 @@ def sweep_command(spec_file: Path, out: Path | None, reduced: bool, max_points: 
                f"{outcome.remaining} remain -> {outcome.csv}")
     for pid, err in outcome.failed.items():
         click.echo(f"  failed {pid}: {err}", err=True)
-    if outcome.report is not None:
-        _print_report(outcome.report)
+    if outcome.complete and not no_report:
+        from bmtk_scaling.cli.report import print_report
+        from bmtk_scaling.report.report import make_report
+
+        print_report(make_report(outcome.csv, outcome.out_dir / "report", spec=spec))
     if outcome.remaining and not outcome.failed and max_points is not None:
         click.echo(f"stopped after {outcome.ran} point(s) as asked; rerun the same command for the other "
                    f"{outcome.remaining}")
     if outcome.failed:
         sys.exit(1)
-
-
-@click.command(name="report")
-@click.argument("results", metavar="RESULTS.csv", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), help="figures and tables folder [default: report/ beside]")
-def report_command(results: Path, out: Path | None) -> None:
-    """Draw the scaling figures and tables the results support (and say which were skipped, and why)."""
-    from bmtk_scaling.report.report import make_report
-
-    outcome = make_report(results, out)
-    _print_report(outcome)

@@ -1,73 +1,79 @@
-"""Write a new simulation config with the engine switches (and a partition) set; never edit in place.
+"""New simulation configs derived from a user's: engine, partition and synapse switches; never edited in place.
 
 The result stays a valid SONATA simulation config: SONATA's own ``target_simulator`` selects the
-engine, our options live in the ``bmtk_scaling`` section, and libsonata still parses it (checked).
+engine, our options live in the ``bmtk_scaling`` section (:mod:`bmtk_scaling.config.settings`), and
+libsonata still parses it (checked before anything is written). A derived config may be written to
+another folder than the original: ``$BASE_DIR`` is rebased so it still names the network.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from bmtk_scaling.atomic import write_text_atomic
-from bmtk_scaling.config.settings import ENGINES, SECTION, CoreNeuronOptions, read_settings
-from bmtk_scaling.sonata import configs
+from bmtk_scaling.config.settings import (
+    CORENEURON_FIELDS,
+    SECTION,
+    SETTING_NAMES,
+    Engine,
+    Settings,
+    options,
+    read_settings,
+    settings_to_config,
+    validate_settings,
+)
+from bmtk_scaling.errors import ConfigError
+from bmtk_scaling.sonata.configs import LoadedConfig, load_config, network_files
+from bmtk_scaling.sonata.graph import read_nodes
 
 
-def load_config(path: Path) -> dict[str, Any]:
-    """The JSON of a simulation config, as written (ValueError naming the problem if unreadable)."""
-    return configs.load_config(path).data
+def derive_config(config: Mapping[str, Any], *, output_dir: str | None = None, **changes: Any) -> dict[str, Any]:
+    """A copy of ``config`` (a simulation config's JSON) with the given settings changed.
+
+    ``changes`` are settings by name (see :func:`bmtk_scaling.config.settings.options`); None leaves a
+    setting as it is. ``output_dir`` sets ``output.output_dir`` (through ``$OUTPUT_DIR``). The result
+    is validated as a whole: a bad value or combination raises ConfigError before anything is written.
+    """
+    unknown = sorted(set(changes) - set(SETTING_NAMES))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {unknown}; known: {', '.join(SETTING_NAMES)}")
+    current = read_settings(config)
+    data = current.model_dump()
+    core = dict(data.pop("coreneuron"))
+    for name, value in changes.items():
+        if value is None:
+            continue
+        if name == "engine":
+            value = Engine.parse(value)
+        if name in CORENEURON_FIELDS:
+            core[name] = value
+        else:
+            data[name] = value
+    return with_settings(config, validate_settings({**data, "coreneuron": core}), output_dir=output_dir)
 
 
-def derive_config(
-    config: dict[str, Any],
-    *,
-    engine: str | None = None,
-    gpu: bool | None = None,
-    cell_permute: int | None = None,
-    file_mode: bool | None = None,
-    nthread: int | None = None,
-    neuron_loop: str | None = None,
-    synapses: str | None = None,
-    partition: str | None = None,
-    output_dir: str | None = None,
-) -> dict[str, Any]:
-    """A copy of ``config`` with the given switches set (None leaves a setting as it is)."""
-    new = copy.deepcopy(config)
-    if engine is not None:
-        if engine.upper() not in ENGINES:
-            raise ValueError(f"engine must be one of {[e.lower() for e in ENGINES]}, got {engine!r}")
-        new["target_simulator"] = engine.upper()
-    section = new.setdefault(SECTION, {})
-    core = dict(section.get("coreneuron") or {})
-    for key, value in (("gpu", gpu), ("cell_permute", cell_permute), ("file_mode", file_mode),
-                       ("nthread", nthread)):
-        if value is not None:
-            core[key] = value
-    if core.get("gpu") and "cell_permute" not in core:
-        core["cell_permute"] = 2  # the layout CoreNEURON's GPU kernels want
-    if core.get("cell_permute", 0) not in (0, 1, 2):
-        raise ValueError(f"cell_permute must be 0, 1 or 2, got {core['cell_permute']!r}")
-    if core.get("nthread", 1) < 1:
-        raise ValueError(f"threads must be >= 1, got {core['nthread']!r}")
-    if core:
-        section["coreneuron"] = {**CoreNeuronOptions().__dict__, **core}
-    if neuron_loop is not None:
-        section["neuron_loop"] = neuron_loop
-    if synapses is not None:
-        section["synapses"] = synapses
-    if partition is not None:
-        section["partition"] = partition
-    if not section:
-        del new[SECTION]
+def with_settings(config: Mapping[str, Any], settings: Settings, output_dir: str | None = None) -> dict[str, Any]:
+    """A copy of ``config`` whose engine and ``bmtk_scaling`` section are exactly ``settings``."""
+    new = settings_to_config(copy.deepcopy(dict(config)), settings)
     if output_dir is not None:
         new.setdefault("manifest", {})["$OUTPUT_DIR"] = output_dir
         new.setdefault("output", {})["output_dir"] = "$OUTPUT_DIR"
-    read_settings(new)  # validates the combination (e.g. neuron_loop 'bmtk' on CoreNEURON)
     return new
+
+
+derive_config.__signature__ = inspect.Signature(  # every setting by name, for help() and inspect
+    [inspect.Parameter("config", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="Mapping[str, Any]"),
+     inspect.Parameter("output_dir", inspect.Parameter.KEYWORD_ONLY, default=None, annotation="str | None")]
+    + [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                         annotation=f"{o.kind.__name__} | None") for o in options()],
+    return_annotation="dict[str, Any]")
+derive_config.__doc__ += "\n    Settings:\n\n" + "".join(f"    - ``{o.name}``: {o.doc}\n" for o in options())
 
 
 def rebase_manifest(config: dict[str, Any], source_dir: Path, dest_dir: Path) -> dict[str, Any]:
@@ -76,25 +82,88 @@ def rebase_manifest(config: dict[str, Any], source_dir: Path, dest_dir: Path) ->
     if Path(base).is_absolute() or source_dir.resolve() == dest_dir.resolve():
         return config
     new = copy.deepcopy(config)
-    new["manifest"]["$BASE_DIR"] = os.path.relpath((source_dir / base).resolve(), dest_dir.resolve())
+    new.setdefault("manifest", {})["$BASE_DIR"] = os.path.relpath((source_dir / base).resolve(), dest_dir.resolve())
     return new
 
 
 def write_config(config: dict[str, Any], source: Path, out: Path, overwrite: bool = False) -> Path:
-    """Write a derived config to ``out`` (atomically), checking that libsonata parses it."""
-    out = Path(out)
-    if out.resolve() == Path(source).resolve():
-        raise ValueError(f"--out {out} is the input config: configure writes a new config, choose another name")
+    """Write a config derived from ``source`` to ``out`` (atomically), after checking it.
+
+    Refused: writing over ``source`` itself, an existing ``out`` without ``overwrite``, settings the
+    plugin would reject at run time, and a config libsonata cannot parse (unless the source already
+    could not be parsed, e.g. because of bmtk-only input modules: then it is passed through as is).
+    """
+    out = Path(out).expanduser().absolute()
+    source = Path(source).absolute()
+    if out.resolve() == source.resolve():
+        raise ConfigError(f"{out} is the input config: a new config is written beside it, choose another name")
+    if out.is_dir():
+        raise ConfigError(f"{out} is a folder: name the new config file, e.g. {out / 'simulation_config.json'}")
     if out.exists() and not overwrite:
-        raise ValueError(f"{out} exists: choose another --out, or pass --overwrite")
-    data = rebase_manifest(config, Path(source).parent, out.parent)
+        raise ConfigError(f"{out} exists: choose another name, or pass --overwrite (overwrite=True)")
+    read_settings(config, where=str(out))
+    data = rebase_manifest(config, source.parent, out.parent)
     text = json.dumps(data, indent=2) + "\n"
     problem = _libsonata_problem(text, out.parent)
-    if problem and not _libsonata_problem(Path(source).read_text(), Path(source).parent):
-        raise ValueError(f"the new config would not be valid SONATA (libsonata: {problem})")
-    # A source config that libsonata already rejects (e.g. bmtk-only input modules) is passed through as is.
+    if problem and not _libsonata_problem(source.read_text(), source.parent):
+        raise ConfigError(f"the new config would not be valid SONATA (libsonata: {problem})")
     write_text_atomic(out, text)
     return out
+
+
+def partition_reference(map_path: str | Path, config: LoadedConfig) -> str:
+    """How ``config`` should name ``map_path``: ``$BASE_DIR/<relative>`` under its base folder, else absolute."""
+    map_path = Path(map_path).absolute().resolve()
+    base = Path(config.variables["BASE_DIR"]).resolve()
+    try:
+        return "$BASE_DIR/" + map_path.relative_to(base).as_posix()
+    except ValueError:
+        return str(map_path)
+
+
+def config_out_path(config: str | Path, out: str | Path, overwrite: bool = False) -> Path:
+    """Where a new config derived from simulation config ``config`` goes; ConfigError if it cannot go there.
+
+    A bare file name is placed beside ``config``; any other path must also be in ``config``'s folder.
+    """
+    loaded = load_config(config)
+    if not loaded.is_simulation:
+        raise ConfigError(f"{loaded.path} is a circuit config; a partition goes into a simulation config "
+                          "(one with 'run' and 'network')")
+    out = Path(out).expanduser()
+    out = (loaded.path.parent / out) if out.parent == Path(".") and not out.is_absolute() else out.absolute()
+    if out.resolve() == loaded.path.resolve():
+        raise ConfigError(f"the new config would replace {loaded.path} itself; choose another --config-out "
+                          "(the original config is never edited)")
+    if out.parent.resolve() != loaded.path.parent.resolve():
+        raise ConfigError(f"write the new config beside {loaded.path.name} (in {loaded.path.parent}): its relative "
+                          f"paths refer to that folder; got {out}")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} exists: choose another --config-out, or pass --overwrite to replace it")
+    return out
+
+
+def checked_partition_reference(config: str | Path, map_path: str | Path) -> str:
+    """The reference to ``map_path`` for ``config``'s section, after checking the map against its network."""
+    from bmtk_scaling.partition.map_file import load_checked_map
+
+    loaded = load_config(config)
+    files = network_files(loaded.path)
+    load_checked_map(map_path, files, read_nodes(files), n_ranks=None)
+    return partition_reference(map_path, loaded)
+
+
+def write_config_with_partition(config: str | Path, map_path: str | Path, out: str | Path,
+                                overwrite: bool = False) -> Path:
+    """Copy simulation config ``config`` to ``out`` with ``bmtk_scaling.partition`` = ``map_path``.
+
+    ``out`` given as a bare file name is placed beside ``config``. The map is checked against the
+    config's network (fingerprint, nodes) first, so a config is never written for the wrong network.
+    """
+    out = config_out_path(config, out, overwrite)
+    reference = checked_partition_reference(config, map_path)
+    loaded = load_config(config)
+    return write_config(derive_config(loaded.data, partition=reference), loaded.path, out, overwrite=overwrite)
 
 
 def _libsonata_problem(text: str, base: Path) -> str | None:
@@ -106,3 +175,7 @@ def _libsonata_problem(text: str, base: Path) -> str | None:
     except (libsonata.SonataError, RuntimeError) as err:
         return str(err)
     return None
+
+
+__all__ = ["SECTION", "checked_partition_reference", "config_out_path", "derive_config", "partition_reference",
+           "rebase_manifest", "with_settings", "write_config", "write_config_with_partition"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import logging
 import os
 import platform
@@ -25,6 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
+
+from bmtk_scaling.errors import BmtkScalingError
 
 __all__ = [
     "compile_mechanisms",
@@ -47,17 +50,19 @@ def _arch() -> str:
 
 
 def project_components_dir() -> Path:
-    """The repository's ``components/`` folder (mod files, templates, synapse models).
+    """The components bundled with bmtk-scaling, in BMTK's layout: mechanisms/modfiles, templates, synaptic_models.
 
-    It lives beside the package, not inside it, so the package must be installed editable.
+    In a source checkout they are the repository's top-level ``components/``; an installed wheel
+    carries the same files as the data package ``bmtk_scaling.components``.
     """
-    path = Path(__file__).resolve().parents[2] / "components"
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"components directory not found at {path}; bmtk-scaling must be installed editable "
-            "from its repository (pip install -e .)"
-        )
-    return path
+    spec = importlib.util.find_spec("bmtk_scaling.components")
+    candidates = [Path(p) for p in (spec.submodule_search_locations or [])] if spec else []
+    candidates.append(Path(__file__).resolve().parents[2] / "components")  # a checkout on sys.path, not installed
+    for path in candidates:
+        if (path / "mechanisms" / "modfiles").is_dir():
+            return path
+    raise BmtkScalingError(f"bmtk-scaling's bundled components (mod files, templates) are missing; looked in "
+                           f"{[str(c) for c in candidates]}: reinstall the package (pip install bmtk-scaling)")
 
 
 def _cache_root() -> Path:

@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 from bmtk_scaling.atomic import atomic_file
+from bmtk_scaling.errors import PartitionError
 from bmtk_scaling.partition.metrics import evaluate
 from bmtk_scaling.partition.strategies import partition
 from bmtk_scaling.sonata.configs import NetworkFiles, network_files
@@ -88,22 +89,22 @@ def write_map(pmap: PartitionMap, path: str | Path, overwrite: bool = False) -> 
 
 
 def read_map(path: str | Path) -> PartitionMap:
-    """Read a map file; raise ValueError if it is missing or not a partition map."""
+    """Read a map file; raise PartitionError if it is missing or not a partition map."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"partition map {path} not found")
+        raise PartitionError(f"partition map {path} not found")
     try:
         with h5py.File(path, "r") as h5:
             attrs = dict(h5.attrs)
             if attrs.get("format") != FORMAT:
-                raise ValueError(f"{path} is not a bmtk-scaling partition map (format {attrs.get('format')!r})")
+                raise PartitionError(f"{path} is not a bmtk-scaling partition map (format {attrs.get('format')!r})")
             if int(attrs.get("format_version", -1)) != FORMAT_VERSION:
-                raise ValueError(f"partition map {path} has format version {attrs.get('format_version')}, "
+                raise PartitionError(f"partition map {path} has format version {attrs.get('format_version')}, "
                                  f"this bmtk-scaling reads {FORMAT_VERSION}")
             assignment = {name: (grp["node_id"][()].astype(np.int64), grp["rank"][()].astype(np.int64))
                           for name, grp in h5.get("populations", {}).items()}
     except OSError as err:
-        raise ValueError(f"cannot read partition map {path}: {err}") from err
+        raise PartitionError(f"cannot read partition map {path}: {err}") from err
     return PartitionMap(strategy=str(attrs["strategy"]), n_ranks=int(attrs["n_ranks"]), seed=int(attrs["seed"]),
                         fingerprint=json.loads(attrs["fingerprint"]), assignment=assignment,
                         options=json.loads(attrs.get("options", "{}")), metrics=json.loads(attrs.get("metrics", "{}")))
@@ -117,39 +118,40 @@ def check_map(pmap: PartitionMap, populations: list[NodePopulation], fingerprint
     the network does not have, or a network whose files changed since the map was made.
     """
     if n_ranks is not None and pmap.n_ranks != n_ranks:
-        raise ValueError(f"{where} was made for {pmap.n_ranks} ranks, but this run has {n_ranks} MPI ranks: "
+        raise PartitionError(f"{where} was made for {pmap.n_ranks} ranks, but this run has {n_ranks} MPI ranks: "
                          f"run with mpiexec -n {pmap.n_ranks}, or make a map for {n_ranks} ranks "
                          f"(bmtk-scaling partition CONFIG --ranks {n_ranks} ...)")
     cells = {p.name: p for p in populations if p.n_cells}
     unknown = sorted(set(pmap.assignment) - set(cells))
     if unknown:
-        raise ValueError(f"{where} places populations {unknown} that the network does not have (or has no cells)")
+        raise PartitionError(f"{where} places populations {unknown} that the network does not have (or has no cells)")
     for name, pop in cells.items():
         if name not in pmap.assignment:
-            raise ValueError(f"{where} misses population {name!r} ({pop.n_cells} cells)")
+            raise PartitionError(f"{where} misses population {name!r} ({pop.n_cells} cells)")
         ids, ranks = pmap.assignment[name]
         if ids.shape != ranks.shape:
-            raise ValueError(f"{where}: population {name!r} has {ids.size} node ids but {ranks.size} ranks")
+            raise PartitionError(f"{where}: population {name!r} has {ids.size} node ids but {ranks.size} ranks")
         uniq, counts = np.unique(ids, return_counts=True)
         if (counts > 1).any():
-            raise ValueError(f"{where} places nodes of {name!r} more than once: node ids "
+            raise PartitionError(f"{where} places nodes of {name!r} more than once: node ids "
                              f"{uniq[counts > 1][:10].tolist()}")
         expected = pop.node_ids[pop.cell_rows]
         missing = np.setdiff1d(expected, uniq)
         if missing.size:
-            raise ValueError(f"{where} misses {missing.size} of the {expected.size} nodes of {name!r}: "
+            raise PartitionError(f"{where} misses {missing.size} of the {expected.size} nodes of {name!r}: "
                              f"node ids {missing[:10].tolist()}")
         extra = np.setdiff1d(uniq, expected)
         if extra.size:
-            raise ValueError(f"{where} places {extra.size} nodes {name!r} does not have (or that are virtual): "
+            raise PartitionError(f"{where} places {extra.size} nodes {name!r} does not have (or that are virtual): "
                              f"node ids {extra[:10].tolist()}")
         bad = (ranks < 0) | (ranks >= pmap.n_ranks)
         if bad.any():
-            raise ValueError(f"{where}: ranks {np.unique(ranks[bad])[:10].tolist()} are outside 0..{pmap.n_ranks - 1}")
+            raise PartitionError(f"{where}: ranks {np.unique(ranks[bad])[:10].tolist()} are outside "
+                                 f"0..{pmap.n_ranks - 1}")
     if pmap.fingerprint.get("sha256") != fingerprint.get("sha256"):
         changed = sorted(k for k in set(fingerprint) | set(pmap.fingerprint)
                          if k != "sha256" and fingerprint.get(k) != pmap.fingerprint.get(k))
-        raise ValueError(f"{where} was made for another network: its fingerprint differs in "
+        raise PartitionError(f"{where} was made for another network: its fingerprint differs in "
                          f"{changed or ['the set of files']}; make a new map for this network "
                          "(bmtk-scaling partition CONFIG ...)")
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from bmtk_scaling.errors import PartitionError
 from bmtk_scaling.sonata.graph import NO_VERTEX, NetworkGraph
 
 
@@ -44,7 +45,7 @@ def evaluate(graph: NetworkGraph, ranks: np.ndarray, n_ranks: int) -> PartitionM
     """Metrics of a map given as the rank of every vertex of ``graph``."""
     ranks = np.asarray(ranks, dtype=np.int64)
     if ranks.shape != (graph.n_vertices,):
-        raise ValueError(f"need a rank for each of the {graph.n_vertices} cells, got {ranks.shape}")
+        raise PartitionError(f"need a rank for each of the {graph.n_vertices} cells, got {ranks.shape}")
     internal = graph.source != NO_VERTEX  # virtual sources are replicated where needed: never exchanged
     src, trg = graph.source[internal], graph.target[internal]
     src_rank, trg_rank = ranks[src], ranks[trg]

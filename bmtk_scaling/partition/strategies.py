@@ -27,11 +27,12 @@ import numpy as np
 import pymetis
 import scipy.sparse as sp
 
+from bmtk_scaling.errors import PartitionError
+from bmtk_scaling.partition import EDGE_WEIGHTS, METIS_STRATEGIES, STRATEGY_NAMES
 from bmtk_scaling.partition.metrics import communication_volume
 from bmtk_scaling.partition.refine import directed_pairs, refine_volume
 from bmtk_scaling.sonata.graph import NO_VERTEX, NetworkGraph
 
-EDGE_WEIGHTS = ("synapses", "abs_weight")
 METIS_UFACTOR = 30  # METIS's default k-way tolerance: the heaviest rank may carry 3 % over the mean cost
 _ABS_WEIGHT_SCALE = 1_000_000  # summed |weight| -> integers: the heaviest pair gets this, the lightest >= 1
 
@@ -58,7 +59,7 @@ def by_assembly(graph: NetworkGraph, n_ranks: int, *, seed: int = 0, attribute: 
     4 ranks go 12/13/12/13); otherwise the assembly is split where the costs balance.
     """
     if not 0.0 <= tolerance < 1.0:
-        raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
+        raise PartitionError(f"tolerance must be in [0, 1), got {tolerance}")
     key = graph.attribute(attribute)
     order = _assembly_order(key, graph.attribute("node_type_id"))
     cum = np.cumsum(graph.cost()[order])
@@ -136,22 +137,24 @@ STRATEGIES: dict[str, Callable[..., np.ndarray]] = {
     "metis": metis,
     "metis_volume": metis_volume,
 }
+assert tuple(STRATEGIES) == STRATEGY_NAMES, "bmtk_scaling.partition.STRATEGY_NAMES must list every strategy"
+__all__ = ["EDGE_WEIGHTS", "METIS_STRATEGIES", "STRATEGIES", "partition", "undirected_adjacency"]
 
 
 def partition(graph: NetworkGraph, n_ranks: int, strategy: str, *, seed: int = 0, **options) -> np.ndarray:
     """The rank of every vertex of ``graph`` under ``strategy`` (a name in ``STRATEGIES``)."""
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown partition strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
+        raise PartitionError(f"unknown partition strategy {strategy!r}; choose one of: {', '.join(STRATEGIES)}")
     if isinstance(n_ranks, bool) or not isinstance(n_ranks, (int, np.integer)) or n_ranks < 1:
-        raise ValueError(f"the rank count must be a positive integer, got {n_ranks!r}")
+        raise PartitionError(f"the rank count must be a positive integer, got {n_ranks!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise PartitionError(f"seed must be a non-negative integer, got {seed!r}")
     if graph.n_vertices == 0:
-        raise ValueError("the network has no cells to partition")
+        raise PartitionError("the network has no cells to partition")
     fn = STRATEGIES[strategy]
     accepted = set(inspect.signature(fn).parameters) - {"graph", "n_ranks", "seed"}
     if set(options) - accepted:
-        raise ValueError(f"strategy {strategy!r} takes no option {sorted(set(options) - accepted)}; "
+        raise PartitionError(f"strategy {strategy!r} takes no option {sorted(set(options) - accepted)}; "
                          f"its options: {sorted(accepted) or 'none'}")
     ranks = np.asarray(fn(graph, int(n_ranks), seed=int(seed), **options), dtype=np.int64)
     assert ranks.shape == (graph.n_vertices,) and (ranks >= 0).all() and (ranks < n_ranks).all()
@@ -164,14 +167,14 @@ def undirected_adjacency(graph: NetworkGraph, edge_weight: str = "synapses") -> 
     Self-connections and edges from virtual sources are left out: neither crosses ranks.
     """
     if edge_weight not in EDGE_WEIGHTS:
-        raise ValueError(f"edge_weight must be one of {EDGE_WEIGHTS}, got {edge_weight!r}")
+        raise PartitionError(f"edge_weight must be one of {EDGE_WEIGHTS}, got {edge_weight!r}")
     keep = (graph.source != NO_VERTEX) & (graph.source != graph.target)
     if edge_weight == "synapses":
         data = graph.nsyns[keep].astype(np.float64)
     else:
         w = graph.weight[keep]
         if np.isnan(w).any():
-            raise ValueError("edge_weight='abs_weight' needs a syn_weight on every edge; the network lacks some")
+            raise PartitionError("edge_weight='abs_weight' needs a syn_weight on every edge; the network lacks some")
         data = np.abs(w) * graph.nsyns[keep]
     n = graph.n_vertices
     a = sp.csr_matrix((data, (graph.source[keep], graph.target[keep])), shape=(n, n))
@@ -203,7 +206,7 @@ def metis_mode(graph: NetworkGraph, n_ranks: int, seed: int, edge_weight: str, o
     if n_ranks == 1:
         return np.zeros(n, np.int64)
     if n_ranks > n:
-        raise ValueError(f"METIS cannot split {n} cells over {n_ranks} ranks (more ranks than cells)")
+        raise PartitionError(f"METIS cannot split {n} cells over {n_ranks} ranks (more ranks than cells)")
     a = undirected_adjacency(graph, edge_weight)
     weights = a.data
     if edge_weight == "abs_weight":

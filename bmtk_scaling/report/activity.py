@@ -1,29 +1,14 @@
-"""Spike-train analysis and plots: rates, the population spectrum and rasters."""
+"""Network activity from a spike train: the population spectrum and raster plots."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 
-
-def read_spikes(path: Path) -> pd.DataFrame:
-    """All spikes of a SONATA spike file as (population, node_id, timestamp), sorted by time then id."""
-    frames = []
-    with h5py.File(path, "r") as h5:
-        for pop, grp in h5.get("spikes", {}).items():
-            frames.append(pd.DataFrame({
-                "population": pop,
-                "node_id": grp["node_ids"][()].astype(np.int64),
-                "timestamp": grp["timestamps"][()].astype(np.float64),
-            }))
-    if not frames:
-        return pd.DataFrame({"population": [], "node_id": np.array([], np.int64), "timestamp": []})
-    df = pd.concat(frames, ignore_index=True)
-    return df.sort_values(["timestamp", "node_id"], kind="stable").reset_index(drop=True)
+from bmtk_scaling.errors import BmtkScalingError
 
 
 @dataclass(frozen=True)
@@ -40,7 +25,7 @@ def population_spectrum(times_ms: np.ndarray, t_start: float, t_stop: float, bin
     The peak is searched in ``band`` so the DC remainder and the bin frequency never win.
     """
     if t_stop - t_start < 10 * bin_ms:
-        raise ValueError(f"window [{t_start}, {t_stop}) ms is too short for a spectrum")
+        raise BmtkScalingError(f"window [{t_start}, {t_stop}) ms is too short for a spectrum")
     edges = np.arange(t_start, t_stop + bin_ms / 2, bin_ms)
     counts, _ = np.histogram(times_ms, bins=edges)
     x = (counts - counts.mean()) * np.hanning(counts.size)

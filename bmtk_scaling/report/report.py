@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from bmtk_scaling.atomic import atomic_directory, write_text_atomic
+from bmtk_scaling.errors import BmtkScalingError
 from bmtk_scaling.report import plots as sp
 from bmtk_scaling.report import scaling as sa
 from bmtk_scaling.sweep.spec import FigureSpec, SweepSpec, parse_spec
@@ -35,16 +36,16 @@ class ReportOutcome:
 def load_results(csv_path: Path) -> pd.DataFrame:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
-        raise ValueError(f"results file {csv_path} not found (a sweep writes <out>/results.csv)")
+        raise BmtkScalingError(f"results file {csv_path} not found (a sweep writes <out>/results.csv)")
     try:
         df = pd.read_csv(csv_path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ValueError(f"{csv_path} is not a results CSV: {err}") from None
+        raise BmtkScalingError(f"{csv_path} is not a results CSV: {err}") from None
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
-        raise ValueError(f"{csv_path} lacks the columns {missing}: is it a bmtk-scaling sweep's results.csv?")
+        raise BmtkScalingError(f"{csv_path} lacks the columns {missing}: is it a bmtk-scaling sweep's results.csv?")
     if df.empty:
-        raise ValueError(f"{csv_path} has no rows yet: run the sweep first")
+        raise BmtkScalingError(f"{csv_path} has no rows yet: run the sweep first")
     return df
 
 

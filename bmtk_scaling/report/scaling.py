@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bmtk_scaling.errors import BmtkScalingError
+
 EXTRAPOLATE_CELLS = (1_000_000, 10_000_000)
 # Points differing only in these are repeats or the same configuration.
 CONFIG_KEYS = ["network", "network_key", "n_cells", "n_synapses", "ranks", "threads", "cores", "strategy", "engine"]
@@ -50,7 +52,8 @@ def fit_power_law(x, y) -> PowerLawFit:
     keep = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     if np.unique(x).size < 2:
-        raise ValueError(f"a power-law fit needs at least two distinct positive x values, got {np.unique(x).size}")
+        raise BmtkScalingError("a power-law fit needs at least two distinct positive x values, got "
+                               f"{np.unique(x).size}")
     lx, ly = np.log(x), np.log(y)
     b, log_a = np.polyfit(lx, ly, 1)
     resid = ly - (log_a + b * lx)
@@ -67,7 +70,7 @@ STATISTICS = ("median", "min")
 def combine_repeats(df: pd.DataFrame, values: list[str], how: str = "median") -> pd.DataFrame:
     """One row per configuration (repeats and seeds combined by ``how``: median or min)."""
     if how not in STATISTICS:
-        raise ValueError(f"repeats are combined by one of {STATISTICS}, got {how!r}")
+        raise BmtkScalingError(f"repeats are combined by one of {STATISTICS}, got {how!r}")
     keys = [k for k in CONFIG_KEYS if k in df.columns]
     cols = [v for v in values if v in df.columns]
     numeric = df[keys + cols].copy()

@@ -1,7 +1,8 @@
 """Run one network on stock BMTK-NEURON, on NEURON with psolve and on CoreNEURON, and compare.
 
-Each variant is a config derived from the user's (engine switches only), run through the runner on
-the same number of ranks. The report says how much faster and leaner each engine is than stock
+Each variant is a config derived from the user's, run through the runner on the same number of ranks:
+stock bionet as shipped (its own placement, edges and ``h.run``), and the user's settings on NEURON
+with psolve and on CoreNEURON. The report says how much faster and leaner each engine is than stock
 bmtk, and whether the spikes are identical (if not: how many differ and when they first diverge).
 """
 
@@ -19,12 +20,16 @@ import numpy as np
 import pandas as pd
 
 from bmtk_scaling.atomic import atomic_directory, write_text_atomic
-from bmtk_scaling.config.derive import derive_config, load_config, write_config
-from bmtk_scaling.report.activity import read_spikes
-from bmtk_scaling.run.launcher import result_to_dict, run_config
+from bmtk_scaling.config.derive import derive_config, with_settings, write_config
+from bmtk_scaling.config.settings import STOCK
+from bmtk_scaling.run.launcher import run_config
+from bmtk_scaling.run.result import result_to_dict
+from bmtk_scaling.sonata.configs import load_config
+from bmtk_scaling.sonata.spikes import read_spikes
 
+# (key, label, settings changed from the user's config; None: stock bionet, without the plugin's settings)
 VARIANTS = (
-    ("bmtk_neuron", "stock BMTK-NEURON", {"engine": "neuron", "neuron_loop": "bmtk", "synapses": "bmtk"}),
+    ("bmtk_neuron", "stock BMTK-NEURON", None),
     ("neuron_psolve", "NEURON psolve", {"engine": "neuron", "neuron_loop": "psolve"}),
     ("coreneuron", "CoreNEURON", {"engine": "coreneuron", "neuron_loop": "psolve"}),
 )
@@ -65,16 +70,24 @@ def compare_engines(config: Path, ranks: int, out_dir: Path | None = None, overw
                     timeout: float = 3600.0, progress=print) -> dict:
     """Run the three variants of ``config`` on ``ranks`` ranks; write JSON, CSV and a PNG into ``out_dir``."""
     config = Path(config).absolute()
-    base = load_config(config)
-    out_dir = Path(out_dir) if out_dir else config.parent / f"compare_{ranks}ranks"
+    base = load_config(config).data
+    out_dir = (Path(out_dir) if out_dir else config.parent / f"compare_{ranks}ranks").absolute()
     rows, spikes = [], {}
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+
+        def final(path: str) -> str:  # the folder is renamed into place at the end: name paths as they will be
+            return str(out_dir / Path(path).relative_to(tmp))
+
         for key, label, switches in VARIANTS:
-            cfg = write_config(derive_config(base, output_dir=f"./{key}", **switches), config, tmp / f"{key}.json")
+            new = (with_settings(base, STOCK, output_dir=f"./{key}") if switches is None
+                   else derive_config(base, output_dir=f"./{key}", **switches))
+            cfg = write_config(new, config, tmp / f"{key}.json")
             progress(f"running {label} on {ranks} rank(s) ...")
             result = run_config(cfg, ranks, timeout=timeout)
             spikes[key] = read_spikes(Path(result.spikes_file))
-            rows.append({"variant": key, "label": label, **result_to_dict(result)})
+            row = {"variant": key, "label": label, **result_to_dict(result)}
+            row["config"], row["spikes_file"] = final(row["config"]), final(row["spikes_file"])
+            rows.append(row)
 
         stock = rows[0]["summary"]
         for row in rows:
@@ -87,14 +100,14 @@ def compare_engines(config: Path, ranks: int, out_dir: Path | None = None, overw
         report = {"config": str(config), "ranks": ranks, "machine": _machine(), "variants": rows}
         write_text_atomic(tmp / "compare.json", json.dumps(report, indent=2, default=float) + "\n")
         write_text_atomic(tmp / "compare.csv", _csv(rows))
-        _plot(rows, spikes, tmp / "compare.png", f"{config.parent.name}: {ranks} rank(s)")
+        _plot(rows, spikes, tmp / "compare.png", f"{config.parent.name}/{config.name} on {ranks} rank(s)")
     report["out_dir"] = str(out_dir)
     return report
 
 
 def format_table(report: dict) -> str:
     head = (f"{'engine':<20}{'build s':>9}{'setup s':>9}{'simulate s':>12}{'total s':>9}{'RSS max MiB':>13}"
-            f"{'RSS sum MiB':>13}{'spikes':>8}{'balance':>9}{'sim x':>7}{'mem x':>7}  spikes vs stock")
+            f"{'RSS sum MiB':>13}{'spikes':>8}{'balance':>9}{'sim x':>7}{'total x':>8}{'mem x':>7}  spikes vs stock")
     lines = [head, "-" * len(head)]
     for row in report["variants"]:
         s = row["summary"]
@@ -104,9 +117,10 @@ def format_table(report: dict) -> str:
             f"{diff['n_differ']} differ, first at {diff['first_divergence_ms']:.3f} ms")
         lines.append(f"{row['label']:<20}{s['build_s']:>9.2f}{s['setup_s']:>9.3f}{s['simulate_s']:>12.2f}"
                      f"{s['total_s']:>9.2f}{s['peak_rss_max_mib']:>13.0f}{s['peak_rss_sum_mib']:>13.0f}"
-                     f"{s['spikes']:>8d}{bal:>9}{row['speedup_simulate']:>7.2f}{row['memory_ratio']:>7.2f}  {same}")
-    lines.append("sim x: stock simulate time / this; mem x: this peak RSS (max over ranks) / stock's; "
-                 "balance: mean/max NEURON compute time over ranks (CoreNEURON reports none)")
+                     f"{s['spikes']:>8d}{bal:>9}{row['speedup_simulate']:>7.2f}{row['speedup_total']:>8.2f}"
+                     f"{row['memory_ratio']:>7.2f}  {same}")
+    lines.append("sim x, total x: stock's simulate / total time over this one's; mem x: this peak RSS (max over "
+                 "ranks) / stock's; balance: mean/max NEURON compute time over ranks (CoreNEURON reports none)")
     return "\n".join(lines)
 
 

@@ -18,60 +18,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from bmtk_scaling.config.derive import load_config
 from bmtk_scaling.config.settings import read_settings
-from bmtk_scaling.environment import configure_neuron_environment, mpiexec_path
-from bmtk_scaling.report.activity import read_spikes
+from bmtk_scaling.environment import configure_neuron_environment, mpiexec_path, require_gpu_support
+from bmtk_scaling.errors import BmtkScalingError, RunFailed
 from bmtk_scaling.run.rank_main import FAILURE_TAG
-from bmtk_scaling.sonata.configs import spikes_path
-
-
-class RunFailed(RuntimeError):
-    """A simulation run that crashed, hung or produced no result; the message names the rank and cause."""
-
-
-@dataclass
-class RunResult:
-    config: str
-    ranks: int
-    engine: str
-    neuron_loop: str
-    wall_s: float
-    spikes_file: str
-    spike_count: int
-    per_rank: list[dict] = field(default_factory=list)
-
-    def _col(self, key: str) -> np.ndarray:
-        return np.array([r.get(key, 0.0) for r in self.per_rank], dtype=float)
-
-    @property
-    def summary(self) -> dict:
-        """Slowest-rank times (what the user waits for), memory max and sum, and load balance."""
-        step = self._col("step_time")
-        out = {
-            "engine": self.engine if self.engine != "NEURON" else f"NEURON ({self.neuron_loop})",
-            "ranks": self.ranks,
-            "load_s": float(self._col("load_s").max()),
-            "build_s": float(self._col("build_s").max()),
-            "setup_s": float(self._col("initialize_s").max()),
-            "simulate_s": float(self._col("simulate_s").max()),
-            "total_s": float(self._col("total_s").max()),
-            "wall_s": self.wall_s,
-            "peak_rss_max_mib": float(self._col("peak_rss_mib").max()),
-            "peak_rss_sum_mib": float(self._col("peak_rss_mib").sum()),
-            "spikes": self.spike_count,
-            "cells_per_rank": [int(c) for c in self._col("cells")],
-        }
-        # NEURON's per-rank compute time; CoreNEURON reports none (0), and then balance is unknown.
-        out["load_balance"] = float(step.mean() / step.max()) if step.max() > 0 else None
-        out["wait_max_s"] = float(self._col("wait_time").max()) if step.max() > 0 else None
-        return out
-
+from bmtk_scaling.run.result import RunResult
+from bmtk_scaling.sonata.configs import load_config, spikes_path
+from bmtk_scaling.sonata.spikes import read_spikes
 
 LAUNCHERS = ("mpiexec", "srun")
 
@@ -83,22 +38,20 @@ def launch_command(launcher: str, ranks: int) -> list[str]:
     if launcher == "srun":
         srun = shutil.which("srun")
         if srun is None:
-            raise ValueError("launcher srun: no srun on PATH (run inside a SLURM job, or use the launcher mpiexec)")
+            raise BmtkScalingError("launcher srun: no srun on PATH (run inside a SLURM job, or use the launcher "
+                                   "mpiexec)")
         return [srun, "-n", str(ranks), "--kill-on-bad-exit=1"]
-    raise ValueError(f"launcher must be one of {LAUNCHERS}, got {launcher!r}")
+    raise BmtkScalingError(f"launcher must be one of {LAUNCHERS}, got {launcher!r}")
 
 
 def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = True,
                launcher: str = "mpiexec") -> RunResult:
     """Run ``config`` on ``ranks`` MPI processes and return its measurements; raise RunFailed otherwise."""
     config = Path(config).absolute()
-    raw = load_config(config)
-    settings = read_settings(raw)
+    settings = read_settings(load_config(config).data, where=str(config))
     if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
-        raise ValueError(f"ranks must be a positive integer, got {ranks!r}")
-    if settings.coreneuron.gpu and settings.engine == "CORENEURON":
-        from bmtk_scaling.bionet.gpu import require_gpu_support
-
+        raise BmtkScalingError(f"ranks must be a positive integer, got {ranks!r}")
+    if settings.engine.gpu:
         require_gpu_support()
 
     with tempfile.TemporaryDirectory(prefix=".bmtk-scaling-run-", dir=config.parent) as tmp:
@@ -188,7 +141,3 @@ def _causes_by_rank(text: str) -> dict[int, str]:
 
 def _tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def result_to_dict(result: RunResult) -> dict:
-    return {**asdict(result), "summary": result.summary}

@@ -65,9 +65,14 @@ def run_bionet(config: Path, metrics: Path | None = None, expect_ranks: int | No
     import bmtk_scaling.bionet.cell_drive  # noqa: F401  (registers the attach_drive cell processor)
     from bmtk_scaling.bionet.network import ScalingBioNetwork
     from bmtk_scaling.bionet.simulator import ScalingBioSimulator
+    from bmtk_scaling.config.settings import read_settings
+    from bmtk_scaling.environment import require_gpu_support
     from bmtk_scaling.sonata.configs import resolved_for_bmtk
 
     conf = bionet.Config.from_dict(resolved_for_bmtk(config), validate=True)
+    settings = read_settings(conf, where=str(config))  # refused here, before any cell is built
+    if settings.engine.gpu:
+        require_gpu_support()
     conf.build_env()
     t_loaded = time.perf_counter()
     rss_loaded = _current_rss_mib()
@@ -97,8 +102,9 @@ def run_bionet(config: Path, metrics: Path | None = None, expect_ranks: int | No
     }
     gathered = pc.py_allgather(mine)
     if rank == 0 and metrics is not None:
-        summary = {"engine": sim.settings.engine, "neuron_loop": sim.settings.neuron_loop,
-                   "psolve": sim.uses_psolve, "nhost": nhost, "ranks": sorted(gathered, key=lambda m: m["rank"])}
+        summary = {"engine": sim.settings.engine.value, "neuron_loop": sim.settings.neuron_loop,
+                   "psolve": sim.settings.uses_psolve, "nhost": nhost,
+                   "ranks": sorted(gathered, key=lambda m: m["rank"])}
         write_text_atomic(metrics, json.dumps(summary, indent=2) + "\n")
     pc.barrier()
 

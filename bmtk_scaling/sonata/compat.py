@@ -1,12 +1,10 @@
 """Make bmtk-written SONATA files readable by other SONATA tools, without breaking bmtk.
 
-Two defects of bmtk 1.2's writer are mended right after it saves:
+Defects of bmtk 1.2's network writer, mended right after it saves (spike files: :mod:`spikes`):
 
 - Edge indices are named ``node_id_to_range``; the SONATA specification and libsonata use
   ``node_id_to_ranges``. We add the spec's name as an HDF5 hard link to the same data, so both
   readers find what they expect at no storage cost.
-- The spike file's ``sorting`` attribute is a string; the specification (and libsonata's
-  ``SpikeReader``) want an HDF5 enum (none / by_id / by_time).
 - String node attributes (our ``role``) are written at the file root instead of inside the node
   group, where neither bmtk nor libsonata looks. We move them into the group as UTF-8 strings.
 """
@@ -16,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import h5py
+
+from bmtk_scaling.errors import BmtkScalingError
 
 _INDEX_GROUPS = ("indices/source_to_target", "indices/target_to_source")
 
@@ -44,34 +44,18 @@ def move_root_string_attributes(nodes_file: Path) -> list[str]:
         pops = list(h5["nodes"].values())
         groups = [g for g in pops[0].values() if isinstance(g, h5py.Group)] if len(pops) == 1 else []
         if len(groups) != 1:
-            raise ValueError(f"{nodes_file}: cannot tell which node group {stray} belong to")
+            raise BmtkScalingError(f"{nodes_file}: cannot tell which node group {stray} belong to")
         group = groups[0]
         n = pops[0]["node_id"].shape[0]
         for name in stray:
             values = h5[name][()]
             if values.shape != (n,):
-                raise ValueError(f"{nodes_file}: root dataset {name!r} has {values.shape} values for {n} nodes")
+                raise BmtkScalingError(f"{nodes_file}: root dataset {name!r} has {values.shape} values for {n} nodes")
             text = [v.decode() if isinstance(v, bytes) else str(v) for v in values]
             group.create_dataset(name, data=text, dtype=h5py.string_dtype("utf-8"))
             del h5[name]
             moved.append(name)
     return moved
-
-
-_SORTING = {"none": 0, "by_id": 1, "by_time": 2}
-
-
-def fix_spike_file(spikes_file: Path) -> None:
-    """Rewrite each population's ``sorting`` attribute as the specification's HDF5 enum; ensure units."""
-    enum = h5py.enum_dtype(_SORTING, basetype="u1")
-    with h5py.File(spikes_file, "r+") as h5:
-        for grp in h5.get("spikes", {}).values():
-            raw = grp.attrs.get("sorting", "none")
-            value = raw.decode() if isinstance(raw, bytes) else raw
-            if isinstance(value, str):
-                grp.attrs.create("sorting", _SORTING.get(value, 0), dtype=enum)
-            if "timestamps" in grp and "units" not in grp["timestamps"].attrs:
-                grp["timestamps"].attrs["units"] = "ms"
 
 
 def check_with_libsonata(nodes_files: list[Path], edges_files: list[Path]) -> dict[str, int]:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bmtk_scaling.errors import ConfigError
+
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 
 
@@ -56,16 +58,16 @@ class LoadedConfig:
 
 
 def load_config(path: str | Path) -> LoadedConfig:
-    """Read a JSON config and resolve its manifest; raise ValueError naming the problem."""
+    """Read a JSON config and resolve its manifest; raise ConfigError naming the problem."""
     path = Path(path).expanduser().absolute()
     if not path.is_file():
-        raise ValueError(f"config {path} not found")
+        raise ConfigError(f"config {path} not found")
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"config {path} is not valid JSON: {err}") from err
+        raise ConfigError(f"config {path} is not valid JSON: {err}") from err
     if not isinstance(data, dict):
-        raise ValueError(f"config {path} must hold a JSON object")
+        raise ConfigError(f"config {path} must hold a JSON object")
     return LoadedConfig(path=path, data=data, variables=_manifest(data.get("manifest") or {}, path))
 
 
@@ -75,10 +77,10 @@ def network_files(config: str | Path) -> NetworkFiles:
     circuit = loaded
     if "networks" not in loaded.data:
         if not isinstance(loaded.data.get("network"), str):
-            raise ValueError(f"config {loaded.path} names no network: it needs 'networks' or 'network'")
+            raise ConfigError(f"config {loaded.path} names no network: it needs 'networks' or 'network'")
         circuit = load_config(loaded.resolve(loaded.data["network"]))
         if "networks" not in circuit.data:
-            raise ValueError(f"circuit config {circuit.path} has no 'networks' section")
+            raise ConfigError(f"circuit config {circuit.path} has no 'networks' section")
     nets = circuit.data["networks"]
     try:
         nodes = tuple(NodeFiles(circuit.resolve(n["nodes_file"]), circuit.resolve(n["node_types_file"]))
@@ -86,13 +88,13 @@ def network_files(config: str | Path) -> NetworkFiles:
         edges = tuple(EdgeFiles(circuit.resolve(e["edges_file"]), circuit.resolve(e["edge_types_file"]))
                       for e in nets.get("edges", []) if e.get("enabled", True))
     except (KeyError, TypeError) as err:
-        raise ValueError(f"circuit config {circuit.path}: malformed 'networks' entry ({err})") from err
+        raise ConfigError(f"circuit config {circuit.path}: malformed 'networks' entry ({err})") from err
     if not nodes:
-        raise ValueError(f"circuit config {circuit.path} names no node files")
+        raise ConfigError(f"circuit config {circuit.path} names no node files")
     for f in [*(n.nodes_file for n in nodes), *(n.node_types_file for n in nodes),
               *(e.edges_file for e in edges), *(e.edge_types_file for e in edges)]:
         if not f.is_file():
-            raise ValueError(f"network file {f} (named by {circuit.path}) not found")
+            raise ConfigError(f"network file {f} (named by {circuit.path}) not found")
     return NetworkFiles(nodes=nodes, edges=edges, base_dir=circuit.path.parent)
 
 
@@ -107,12 +109,12 @@ def _manifest(manifest: dict[str, Any], path: Path) -> dict[str, str]:
 
 def _expand(value: str, variables: dict[str, str], path: Path, depth: int = 0) -> str:
     if depth > 20:
-        raise ValueError(f"config {path}: manifest variables refer to each other in a cycle ({value!r})")
+        raise ConfigError(f"config {path}: manifest variables refer to each other in a cycle ({value!r})")
 
     def sub(match: re.Match) -> str:
         name = match.group(1)
         if name not in variables:
-            raise ValueError(f"config {path}: ${name} is not defined in its manifest")
+            raise ConfigError(f"config {path}: ${name} is not defined in its manifest")
         return variables[name]
 
     expanded = _VARIABLE.sub(sub, str(value))

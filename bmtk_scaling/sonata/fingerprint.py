@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from bmtk_scaling.errors import BmtkScalingError
 from bmtk_scaling.sonata.configs import NetworkFiles
 
 _CHUNK = 1 << 24  # elements per read: bounds memory for very large datasets
@@ -82,5 +83,5 @@ def _canonical(dtype: np.dtype) -> str:
         return "<f8"
     if dtype.kind == "b":
         return "|u1"
-    raise ValueError(f"cannot fingerprint HDF5 datasets of type {dtype}")
+    raise BmtkScalingError(f"cannot fingerprint HDF5 datasets of type {dtype}")
 

@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from bmtk_scaling.errors import BmtkScalingError
 from bmtk_scaling.sonata.configs import NetworkFiles, network_files
 
 NO_VERTEX = -1
@@ -51,7 +52,7 @@ class NodePopulation:
         return v
 
     def rows_of(self, node_ids: np.ndarray) -> np.ndarray:
-        """Row of each node id; raise ValueError for ids the population does not have."""
+        """Row of each node id; raise BmtkScalingError for ids the population does not have."""
         node_ids = np.asarray(node_ids, dtype=np.int64)
         n = self.node_ids.size
         if np.array_equal(self.node_ids, np.arange(n)):  # the common case: node id == row
@@ -64,7 +65,8 @@ class NodePopulation:
             bad = (pos >= n) | (self.node_ids[order][pos_c] != node_ids)
             rows = order[pos_c]
         if bad.any():
-            raise ValueError(f"node population {self.name!r} has no node ids {np.unique(node_ids[bad])[:10].tolist()}")
+            raise BmtkScalingError(f"node population {self.name!r} has no node ids "
+                                   f"{np.unique(node_ids[bad])[:10].tolist()}")
         return rows
 
     def attribute(self, name: str) -> np.ndarray:
@@ -130,13 +132,13 @@ def read_nodes(files: NetworkFiles) -> list[NodePopulation]:
                 virtual = (np.zeros(n, bool) if model_type is None
                            else np.asarray(pd.Series(model_type).astype(str).to_numpy() == "virtual"))
                 if any(p.name == name for p in pops):
-                    raise ValueError(f"node population {name!r} appears twice in the circuit")
+                    raise BmtkScalingError(f"node population {name!r} appears twice in the circuit")
                 if np.unique(node_ids).size != n:
-                    raise ValueError(f"node population {name!r} in {nf.nodes_file} repeats node ids")
+                    raise BmtkScalingError(f"node population {name!r} in {nf.nodes_file} repeats node ids")
                 pops.append(NodePopulation(name, nf.nodes_file, nf.node_types_file, node_ids, virtual, first))
                 first += int(np.count_nonzero(~virtual))
     if not pops:
-        raise ValueError("the network has no node populations")
+        raise BmtkScalingError("the network has no node populations")
     return pops
 
 
@@ -164,9 +166,9 @@ def read_graph(source: str | Path | NetworkFiles) -> NetworkGraph:
 
                 nsyns = column("nsyns", 1).astype(np.int64)
                 if (nsyns < 0).any():
-                    raise ValueError(f"{where}: negative nsyns")
+                    raise BmtkScalingError(f"{where}: negative nsyns")
                 if (trg[nsyns > 0] == NO_VERTEX).any():
-                    raise ValueError(f"{where}: edges target virtual nodes, which cannot receive synapses")
+                    raise BmtkScalingError(f"{where}: edges target virtual nodes, which cannot receive synapses")
                 keep = nsyns > 0
                 parts["source"].append(src[keep])
                 parts["target"].append(trg[keep])
@@ -188,7 +190,8 @@ def _population_attr(pop: h5py.Group, dataset: str, by_name: dict, where: str) -
     if isinstance(name, bytes):
         name = name.decode()
     if name not in by_name:
-        raise ValueError(f"{where}: {dataset} refers to node population {name!r}, which the circuit does not name")
+        raise BmtkScalingError(f"{where}: {dataset} refers to node population {name!r}, which the circuit "
+                               "does not name")
     return str(name)
 
 
@@ -216,7 +219,8 @@ def _gather(pop: h5py.Group, name: str, types: pd.DataFrame, type_ids: np.ndarra
                 type_values = _type_column(types, name, type_ids, where)
             if type_values is None:
                 if required:
-                    raise ValueError(f"{where} has no attribute {name!r} (neither in its groups nor its types CSV)")
+                    raise BmtkScalingError(f"{where} has no attribute {name!r} (neither in its groups nor its "
+                                           "types CSV)")
                 return None
             values = type_values[rows]
         pieces.append((rows, values))
@@ -239,7 +243,7 @@ def _type_column(types: pd.DataFrame, name: str, type_ids: np.ndarray, where: st
     pos_c = np.minimum(pos, ids.size - 1)
     bad = ids[order][pos_c] != type_ids
     if bad.any():
-        raise ValueError(f"{where}: type ids {np.unique(type_ids[bad])[:10].tolist()} are not in the types CSV")
+        raise BmtkScalingError(f"{where}: type ids {np.unique(type_ids[bad])[:10].tolist()} are not in the types CSV")
     values = types[name].to_numpy()
     if values.dtype.kind not in "biuf":
         values = values.astype(object)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from bmtk_scaling.atomic import write_text_atomic
+from bmtk_scaling.errors import BmtkScalingError, SpecError, SweepStopped
 from bmtk_scaling.sweep.grid import NetworkPoint, Point, check_points, expand_points, gpu_problem
 from bmtk_scaling.sweep.records import (
     FAILED_DIR,
@@ -41,14 +42,10 @@ from bmtk_scaling.sweep.records import (
     read_point,
     write_json_durable,
 )
-from bmtk_scaling.sweep.spec import SpecError, SweepSpec
+from bmtk_scaling.sweep.spec import SweepSpec
 
 log = logging.getLogger(__name__)
 SPEC_COPY = "spec.yaml"
-
-
-class SweepStopped(RuntimeError):
-    """A point failed and the sweep stopped; what finished is kept, a rerun continues."""
 
 
 @dataclass
@@ -60,7 +57,7 @@ class SweepOutcome:
     failed: dict[str, str] = field(default_factory=dict)  # point id -> error
     remaining: int = 0
     csv: Path | None = None
-    report: object | None = None
+    complete: bool = False  # every point of this call's selection is finished, none stopped on purpose
 
 
 def default_out_dir(spec: SweepSpec, reduced: bool) -> Path:
@@ -75,25 +72,25 @@ def select_points(points: list[Point], point_list: Path | None, array_index: int
     chosen = lines if array_index is None else (
         [lines[array_index]] if 0 <= array_index < len(lines) else None)
     if chosen is None:
-        raise ValueError(f"array index {array_index} is outside {point_list} (0..{len(lines) - 1})")
+        raise BmtkScalingError(f"array index {array_index} is outside {point_list} (0..{len(lines) - 1})")
     wanted = {pid for line in chosen for pid in line}
     by_id = {p.id: p for p in points}
     unknown = sorted(wanted - set(by_id))
     if unknown:
-        raise ValueError(f"{point_list} names points this spec does not have: {unknown[:3]}; regenerate the scripts "
-                         "(--slurm) after editing the spec")
+        raise BmtkScalingError(f"{point_list} names points this spec does not have: {unknown[:3]}; regenerate "
+                               "the scripts (--slurm) after editing the spec")
     return [p for p in points if p.id in wanted]
 
 
 def run_sweep(spec: SweepSpec, out_dir: Path | None = None, *, reduced: bool = False, max_points: int | None = None,
               keep_going: bool = False, point_list: Path | None = None, array_index: int | None = None,
               prepare_only: bool = False, collect_only: bool = False, launcher: str = "mpiexec",
-              report: bool = True, progress: bool = True, points: list[Point] | None = None,
+              progress: bool = True, points: list[Point] | None = None,
               echo: Callable[[str], None] = print) -> SweepOutcome:
     """Run (or resume) the sweep of ``spec`` into ``out_dir``; see the module docstring.
 
     ``point_list``/``array_index``: run only those points (a SLURM array task); ``prepare_only``: build
-    networks, maps and configs, run nothing; ``collect_only``: assemble the CSV and the report only;
+    networks, maps and configs, run nothing; ``collect_only``: assemble the CSV only;
     ``points``: the spec's points when already expanded and checked (``sweep_grid.load_points``).
     Points that this call runs on a GPU need GPU support here (a SpecError before anything runs).
     """
@@ -143,10 +140,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path | None = None, *, reduced: bool = F
     finished = {p.id for p in points if read_point(out_dir, p.id) is not None}
     outcome.remaining = len(points) - len(finished)
     outcome.csv = assemble_csv(out_dir, all_points)
-    if report and point_list is None and finished and not stopped_on_purpose:  # no report of half a sweep
-        from bmtk_scaling.report.report import make_report
-
-        outcome.report = make_report(outcome.csv, out_dir / "report", spec=spec)
+    outcome.complete = bool(finished) and point_list is None and not stopped_on_purpose  # report it then
     return outcome
 
 
@@ -169,9 +163,11 @@ def _claim(out_dir: Path, spec: SweepSpec) -> None:
         except yaml.YAMLError:
             old = None
         if old not in (None, spec.name):
-            raise ValueError(f"{out_dir} holds the results of sweep {old!r}, not {spec.name!r}: choose another --out")
+            raise BmtkScalingError(f"{out_dir} holds the results of sweep {old!r}, not {spec.name!r}: "
+                                   "choose another --out")
     elif out_dir.exists() and any(out_dir.iterdir()):
-        raise ValueError(f"{out_dir} exists and is not a sweep results folder (no {SPEC_COPY}): choose another --out")
+        raise BmtkScalingError(f"{out_dir} exists and is not a sweep results folder (no {SPEC_COPY}): "
+                               "choose another --out")
     write_text_atomic(copy, spec.text)
 
 
@@ -200,7 +196,7 @@ class _PointRunner:
         """Build (or find) the network; return its folder, cell and edge counts and build seconds."""
         if net.key in self.networks:
             return self.networks[net.key]
-        from network_builders import BUILDERS
+        from network_builders.registry import BUILDERS
         from network_builders.writer import read_parameters
 
         path = self.out_dir / "networks" / net.key
@@ -208,11 +204,11 @@ class _PointRunner:
         if not (path / "network_parameters.json").is_file():
             log.info("building %s", net.key)
             t0 = time.perf_counter()
-            BUILDERS[net.builder](path, overwrite=path.exists(), **net.params)
+            BUILDERS[net.builder].build(path, overwrite=path.exists(), **net.params)
             write_text_atomic(timing, json.dumps({"build_s": time.perf_counter() - t0}) + "\n")
         info = read_parameters(path)
         if json.dumps(info["parameters"], sort_keys=True) != net.params_json:
-            raise ValueError(f"{path} holds a network with other parameters than {net.key}; delete that folder")
+            raise BmtkScalingError(f"{path} holds a network with other parameters than {net.key}; delete that folder")
         build_s = json.loads(timing.read_text())["build_s"] if timing.is_file() else None
         self.networks[net.key] = {"path": path, "n_nodes": info["n_nodes"], "n_edges": info["n_edges"],
                                   "build_s": build_s}
@@ -234,7 +230,8 @@ class _PointRunner:
 
     def prepare(self, point: Point) -> tuple[Path, dict, dict]:
         """Network, map and the point's own config (in runs/<id>/, output beside it)."""
-        from bmtk_scaling.config.derive import derive_config, load_config, write_config
+        from bmtk_scaling.config.derive import derive_config, write_config
+        from bmtk_scaling.sonata.configs import load_config
 
         net = self.network(point.network)
         map_ref, metrics = self.partition(point, net["path"])
@@ -242,17 +239,17 @@ class _PointRunner:
         if run_dir.exists():  # left by an interrupted run of this point: start it afresh
             shutil.rmtree(run_dir)
         source = net["path"] / "simulation_config.json"
-        engine = "neuron" if point.engine == "neuron" else "coreneuron"
-        new = derive_config(load_config(source), engine=engine, gpu=True if point.gpu else None,
-                            nthread=point.threads if engine == "coreneuron" else None, partition=map_ref,
+        new = derive_config(load_config(source).data, engine=point.engine,
+                            nthread=point.threads if point.engine.is_coreneuron else None, partition=map_ref,
                             output_dir="./output")
         run_dir.mkdir(parents=True)
         config = write_config(new, source, run_dir / "config.json")
         return config, net, metrics
 
     def run(self, point: Point) -> None:
-        from bmtk_scaling.report.activity import read_spikes
-        from bmtk_scaling.run.launcher import result_to_dict, run_config
+        from bmtk_scaling.run.launcher import run_config
+        from bmtk_scaling.run.result import result_to_dict
+        from bmtk_scaling.sonata.spikes import read_spikes
 
         started = time.time()
         config, net, metrics = self.prepare(point)

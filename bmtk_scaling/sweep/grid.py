@@ -15,7 +15,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bmtk_scaling.sweep.spec import Grid, NetworkEntry, SpecError, SweepSpec, builder_parameters, cell_count, read_spec
+from bmtk_scaling.config.settings import Engine
+from bmtk_scaling.errors import BmtkScalingError
+from bmtk_scaling.sweep.spec import Grid, NetworkEntry, SpecError, SweepSpec, builder_parameters, read_spec
+from network_builders.registry import BUILDERS
 
 CHECK_DRAW_MAX_EDGES = 5_000_000  # networks up to this size are drawn (no files, < 1 s) to check their parameters
 
@@ -38,12 +41,12 @@ class NetworkPoint:
 
     @property
     def n_cells(self) -> int:
-        return cell_count(self.builder, self.params)
+        return BUILDERS[self.builder].cell_count(self.params)
 
     @property
     def key(self) -> str:
         digest = hashlib.sha256(f"{self.builder}:{self.params_json}".encode()).hexdigest()[:10]
-        return f"{self.entry}-{size_label(self.builder, self.params)}-s{self.seed}-{digest}"
+        return f"{self.entry}-{BUILDERS[self.builder].size_label(self.params)}-s{self.seed}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class Point:
     ranks: int
     threads: int
     strategy: str
-    engine: str  # neuron | coreneuron | coreneuron_gpu
+    engine: Engine
     repeat: int
     size_index: int
     grid_index: int
@@ -63,7 +66,7 @@ class Point:
 
     @property
     def gpu(self) -> bool:
-        return self.engine == "coreneuron_gpu"
+        return self.engine.gpu
 
     @property
     def cores(self) -> int:
@@ -73,14 +76,6 @@ class Point:
     def shape(self) -> str:
         """The resources a point needs; points with the same shape share a SLURM job array."""
         return f"r{self.ranks}_t{self.threads}" + ("_gpu" if self.gpu else "")
-
-
-def size_label(builder: str, params: dict[str, Any]) -> str:
-    if builder == "ping":
-        return f"{params['n_assemblies']}x{params['cells_per_assembly']}"
-    if builder == "pairs":
-        return f"{params['n_pairs']}pairs"
-    return f"{params['n_cliques']}x{params['clique_size']}"
 
 
 def expand_points(spec: SweepSpec, reduced: bool = False) -> list[Point]:
@@ -127,7 +122,7 @@ def _grid_points(entry: NetworkEntry, size: dict, size_index: int, grid_index: i
         for key in entry.scale_with_ranks:
             params[key] = params[key] * ranks
         net = NetworkPoint(entry.name, entry.builder, json.dumps(params, sort_keys=True))
-        yield Point(net, ranks, threads, strategy, engine, repeat, size_index, grid_index)
+        yield Point(net, ranks, threads, strategy, Engine(engine), repeat, size_index, grid_index)
 
 
 def load_points(path, reduced: bool = False, local: bool = True) -> tuple[SweepSpec, list[Point]]:
@@ -183,7 +178,7 @@ def gpu_problem(points: list[Point]) -> str | None:
     n = sum(p.gpu for p in points)
     if not n:
         return None
-    from bmtk_scaling.bionet.gpu import HOW_TO_GET_GPU, probe_gpu_support
+    from bmtk_scaling.environment import HOW_TO_GET_GPU, probe_gpu_support
 
     support = probe_gpu_support()
     if support.available:
@@ -195,25 +190,13 @@ def gpu_problem(points: list[Point]) -> str | None:
 
 def _builder_problems(networks: set[NetworkPoint]) -> list[str]:
     """What the builders themselves refuse (e.g. a PING assembly too small for one I cell), drawn without files."""
-    import network_builders
-
     problems = []
     for net in sorted(networks, key=lambda n: n.key):
-        if estimated_edges(net.builder, net.params) > CHECK_DRAW_MAX_EDGES:
+        builder = BUILDERS[net.builder]
+        if builder.expected_edges(net.params) > CHECK_DRAW_MAX_EDGES:
             continue  # too large to draw here; the builder checks it when it builds
         try:
-            network_builders.SPECS[net.builder](**net.params)
-        except ValueError as err:
-            problems.append(f"network {net.entry!r} at {size_label(net.builder, net.params)}: {err}")
+            builder.spec(**net.params)
+        except BmtkScalingError as err:
+            problems.append(f"network {net.entry!r} at {builder.size_label(net.params)}: {err}")
     return problems
-
-
-def estimated_edges(builder: str, p: dict[str, Any]) -> float:
-    """Expected synapse count from the parameters (connection probabilities), without drawing."""
-    if builder == "pairs":
-        return p["n_pairs"]
-    if builder == "cliques":
-        return p["n_cliques"] * p["clique_size"] * (p["clique_size"] - 1)
-    k, fe = p["cells_per_assembly"], p["exc_fraction"]
-    ne, ni = fe * k, (1 - fe) * k
-    return p["n_assemblies"] * (ne * ne * p["p_ee"] + ne * ni * (p["p_ei"] + p["p_ie"]) + ni * ni * p["p_ii"])

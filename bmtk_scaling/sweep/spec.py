@@ -4,7 +4,7 @@ A spec names networks (a builder, fixed parameters and a list of sizes) and the 
 ranks, threads, partition strategies, engines, seeds and repeats. ``grids`` (optional) is a list
 of axis overrides whose points are added together, so one study can cross NEURON over 1-3 ranks
 with CoreNEURON over ranks x threads without impossible points. Every problem in a spec is
-collected and reported at once (``SpecError``, a ValueError: the CLI exits 2), because a sweep that
+collected and reported at once (``SpecError``, a BmtkScalingError: the CLI exits 2), because a sweep that
 fails on point 40 of 60 for a typo costs an afternoon.
 
     name: pesce_strong_scaling
@@ -33,7 +33,6 @@ fails on point 40 of 60 for a typo costs an afternoon.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +40,13 @@ from typing import Any
 
 import yaml
 
-from bmtk_scaling.partition.strategies import STRATEGIES
+from bmtk_scaling.config.settings import Engine
+from bmtk_scaling.errors import BmtkScalingError, SpecError
+from bmtk_scaling.partition import STRATEGY_NAMES
+from bmtk_scaling.sweep.columns import figure_columns
+from network_builders.registry import BUILDERS
 
-BUILDERS = ("ping", "pairs", "cliques")
-ENGINES = ("neuron", "coreneuron", "coreneuron_gpu")
+ENGINES = tuple(e.value for e in Engine)
 AXES = ("ranks", "threads", "strategies", "engines", "seeds", "repeats", "total_cores")
 TOP_KEYS = {"name", "description", "paper", "networks", "timeout_s", "figures", "analyses", "statistic", "slurm",
             "grids", "reduced", *AXES}
@@ -56,16 +58,6 @@ SLURM_KEYS = {"partition", "account", "time", "prepare_time", "cores_per_node", 
               "setup", "extra", "mpi_lib"}
 DEFAULT_AXES: dict[str, Any] = {"ranks": [1], "threads": [1], "strategies": ["round_robin"], "engines": ["neuron"],
                                 "seeds": [0], "repeats": 1, "total_cores": None}
-
-
-class SpecError(ValueError):
-    """A spec with problems; the message lists every one of them."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        n = len(problems)
-        super().__init__(f"sweep spec {source} has {n} problem{'s' if n > 1 else ''} (nothing was run):\n{lines}")
 
 
 @dataclass(frozen=True)
@@ -139,20 +131,7 @@ class SweepSpec:
 
 def builder_parameters(builder: str) -> dict[str, Any]:
     """Every parameter of a builder's ``*_spec`` function with its default."""
-    import network_builders
-
-    sig = inspect.signature(network_builders.SPECS[builder])
-    return {name: p.default for name, p in sig.parameters.items()}
-
-
-def cell_count(builder: str, params: dict[str, Any]) -> int:
-    """Cells of a network from its parameters alone (no drawing): for checks before anything is built."""
-    p = {**builder_parameters(builder), **params}
-    if builder == "ping":
-        return int(p["n_assemblies"]) * int(p["cells_per_assembly"])
-    if builder == "pairs":
-        return 2 * int(p["n_pairs"])
-    return int(p["n_cliques"]) * int(p["clique_size"])
+    return BUILDERS[builder].defaults()
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -170,7 +149,7 @@ def read_spec(path: str | Path) -> tuple[SweepSpec | None, list[str]]:
     """The spec (its valid parts) and the problems found; None when it cannot be read at all."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"sweep spec {path} not found")
+        raise BmtkScalingError(f"sweep spec {path} not found")
     return _parse(path.read_text(), str(path))
 
 
@@ -363,15 +342,13 @@ def _grid(axes: dict, where: str, network_names: set[str], problems: list[str]) 
             problems.append(f"{where}: networks {unknown} are not entries of networks: {sorted(network_names)}")
     return Grid(ranks=_int_list(axes.get("ranks"), "ranks", where, problems),
                 threads=_int_list(axes.get("threads"), "threads", where, problems),
-                strategies=_name_list(axes.get("strategies"), "strategies", STRATEGIES, where, problems),
+                strategies=_name_list(axes.get("strategies"), "strategies", STRATEGY_NAMES, where, problems),
                 engines=_name_list(axes.get("engines"), "engines", ENGINES, where, problems),
                 seeds=_int_list(axes.get("seeds"), "seeds", where, problems, minimum=0),
                 repeats=repeats, total_cores=cores, networks=only)
 
 
 def _figures(raw: Any, networks: list[NetworkEntry], problems: list[str]) -> list[FigureSpec]:
-    from bmtk_scaling.sweep.records import figure_columns
-
     if not isinstance(raw, list):
         problems.append("figures must be a list of mappings with at least 'name' and 'x'")
         return []

@@ -5,7 +5,7 @@ Within an assembly: E (reduced Traub-Miles) and I (Wang-Buzsáki) cells, connect
 total conductance a cell receives from population X does not depend on K. Between assemblies: a
 ``cross_fraction`` of each assembly's cells receives one excitatory synapse from a random E cell of
 another assembly. E cells are driven by an IClamp of ``drive_amp * (1 + drive_noise * xi)`` nA from
-``drive_start`` to the end of the run. Parameters: shared/reference/benchmark-networks.md.
+``drive_start`` to the end of the run. Parameters and their sources: docs/networks.md.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bmtk_scaling.errors import BmtkScalingError
 from network_builders import _checks, _random
 from network_builders.configs import RunSettings
-from network_builders.spec import BuiltNetwork, CellGroup, EdgeClass, NetworkSpec
-from network_builders.writer import build_network
-
-DRIVE_FOREVER = 1.0e9  # ms: IClamp duration meaning "until the end of any run"
+from network_builders.spec import DRIVE_FOREVER, BuiltNetwork, CellGroup, EdgeClass, NetworkSpec, build_from
 
 
 def ping_assembly_spec(
@@ -67,7 +65,7 @@ def ping_assembly_spec(
     n_e = int(round(frac * k))
     n_i = k - n_e
     if n_e < 1 or n_i < 1:
-        raise ValueError(
+        raise BmtkScalingError(
             f"cells_per_assembly={k} with exc_fraction={frac} gives {n_e} E and {n_i} I cells per assembly: "
             "PING needs at least one of each"
         )
@@ -110,10 +108,41 @@ def ping_assembly_spec(
                        edges=edges, run=run)
 
 
-def ping_assembly(out_dir: str | Path, *, overwrite: bool = False, compression: str = "none",
-                  **parameters) -> BuiltNetwork:
-    """Build PING-Assembly and write it as a ready-to-run BMTK/SONATA folder (see :func:`ping_assembly_spec`)."""
-    return build_network(ping_assembly_spec, Path(out_dir), overwrite, compression, parameters)
+def ping_assembly(
+    out_dir: str | Path,
+    *,
+    n_assemblies: int = 2,
+    cells_per_assembly: int = 1250,
+    exc_fraction: float = 0.8,
+    p_ee: float = 0.0,
+    p_ei: float = 0.5,
+    p_ie: float = 0.5,
+    p_ii: float = 0.5,
+    g_ee: float = 0.0,
+    g_ei: float = 0.25,
+    g_ie: float = 0.25,
+    g_ii: float = 0.25,
+    cross_fraction: float = 0.1,
+    cross_weight: float | None = None,
+    delay: float = 0.5,
+    drive_amp: float = 1.4,
+    drive_noise: float = 0.05,
+    drive_start: float = 200.0,
+    tstop: float = 500.0,
+    dt: float = 0.1,
+    v_init: float = -75.0,
+    seed: int = 0,
+    overwrite: bool = False,
+    compression: str = "none",
+) -> BuiltNetwork:
+    """Build PING-Assembly and write it as a ready-to-run BMTK/SONATA folder at ``out_dir``.
+
+    The network parameters are those of :func:`ping_assembly_spec`; ``overwrite`` replaces a non-empty
+    ``out_dir``, ``compression`` ("none" or "gzip", the latter unreadable for the libsonata wheel) is the
+    HDF5 filter. Nothing is left behind on failure.
+    """
+    return build_from(ping_assembly_spec, locals())
+
 
 
 def _group(template: str, role: str, assembly: np.ndarray, amp: np.ndarray, start: float) -> CellGroup:
@@ -140,3 +169,17 @@ def _cross_links(rng: np.random.Generator, e_ids: np.ndarray, i_ids: np.ndarray,
         src.append(others[rng.integers(0, others.size, size=n_targets)])
         trg.append(targets)
     return np.concatenate(src), np.concatenate(trg)
+
+
+def cell_count(p: dict) -> int:
+    return int(p["n_assemblies"]) * int(p["cells_per_assembly"])
+
+
+def expected_edges(p: dict) -> float:
+    k, fe = p["cells_per_assembly"], p["exc_fraction"]
+    ne, ni = fe * k, (1 - fe) * k
+    return p["n_assemblies"] * (ne * ne * p["p_ee"] + ne * ni * (p["p_ei"] + p["p_ie"]) + ni * ni * p["p_ii"])
+
+
+def size_label(p: dict) -> str:
+    return f"{p['n_assemblies']}x{p['cells_per_assembly']}"

@@ -1,7 +1,7 @@
 """N-K-Cliques: N cliques of K cells, all-to-all excitatory inside a clique (K(K-1) edges each).
 
 The first cell of each clique is driven by an IClamp; activity spreads to the rest of its clique and
-never to another. Parameters: shared/reference/benchmark-networks.md.
+never to another. Parameters and their sources: docs/networks.md.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ import numpy as np
 
 from network_builders import _checks, _random
 from network_builders.configs import RunSettings
-from network_builders.ping_assembly import DRIVE_FOREVER
-from network_builders.spec import BuiltNetwork, CellGroup, EdgeClass, NetworkSpec
-from network_builders.writer import build_network
+from network_builders.spec import DRIVE_FOREVER, BuiltNetwork, CellGroup, EdgeClass, NetworkSpec, build_from
 
 
 def nk_cliques_spec(
@@ -64,7 +62,39 @@ def nk_cliques_spec(
                        edges=edges, run=run)
 
 
-def nk_cliques(out_dir: str | Path, *, overwrite: bool = False, compression: str = "none",
-               **parameters) -> BuiltNetwork:
-    """Build N-K-Cliques and write it as a ready-to-run BMTK/SONATA folder (see :func:`nk_cliques_spec`)."""
-    return build_network(nk_cliques_spec, Path(out_dir), overwrite, compression, parameters)
+def nk_cliques(
+    out_dir: str | Path,
+    *,
+    n_cliques: int = 10,
+    clique_size: int = 10,
+    weight: float = 1.0,
+    delay: float = 1.0,
+    drive_amp: float = 10.0,
+    drive_noise: float = 0.0,
+    drive_start: float = 0.0,
+    tstop: float = 100.0,
+    dt: float = 0.025,
+    v_init: float = -65.0,
+    seed: int = 0,
+    overwrite: bool = False,
+    compression: str = "none",
+) -> BuiltNetwork:
+    """Build N-K-Cliques and write it as a ready-to-run BMTK/SONATA folder at ``out_dir``.
+
+    The network parameters are those of :func:`nk_cliques_spec`; ``overwrite`` replaces a non-empty
+    ``out_dir``, ``compression`` ("none" or "gzip", the latter unreadable for the libsonata wheel) is the
+    HDF5 filter. Nothing is left behind on failure.
+    """
+    return build_from(nk_cliques_spec, locals())
+
+
+def cell_count(p: dict) -> int:
+    return int(p["n_cliques"]) * int(p["clique_size"])
+
+
+def expected_edges(p: dict) -> float:
+    return float(p["n_cliques"] * p["clique_size"] * (p["clique_size"] - 1))
+
+
+def size_label(p: dict) -> str:
+    return f"{p['n_cliques']}x{p['clique_size']}"

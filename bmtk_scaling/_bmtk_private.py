@@ -1,0 +1,239 @@
+"""Every use of bmtk's internals, in one place, checked against the bmtk version it was written for.
+
+bmtk offers no public hook for what the plugin changes (which rank builds a cell, how edges reach
+the builder, what a report records under psolve), so these helpers reach into its private
+attributes. Each helper is one small contract with bmtk, tested on its own
+(``tests/test_bmtk_contract.py``); when bmtk changes, a contract test names the helper that broke.
+Importing this module checks the installed bmtk against :data:`SUPPORTED_BMTK`; outside that range
+it refuses with a message, unless ``BMTK_SCALING_ANY_BMTK=1`` asks to try anyway.
+
+Nothing here imports bmtk at module import: the builders' helpers import ``bmtk.builder`` and the
+simulator's ``bmtk.simulator.bionet`` when first called, so MPI can still be initialised first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from bmtk_scaling.errors import BmtkScalingError
+
+SUPPORTED_BMTK = ("1.2",)  # bmtk release series whose internals these helpers were checked against
+OVERRIDE_ENV = "BMTK_SCALING_ANY_BMTK"
+
+
+def check_bmtk_version(version: str | None = None) -> str:
+    """The installed bmtk version, or BmtkScalingError when its internals were never checked here."""
+    if version is None:
+        try:
+            version = metadata.version("bmtk")
+        except metadata.PackageNotFoundError:
+            raise BmtkScalingError("bmtk is not installed: pip install 'bmtk~=1.2.0'") from None
+    series = ".".join(version.split(".")[:2])
+    if series not in SUPPORTED_BMTK and os.environ.get(OVERRIDE_ENV) != "1":
+        raise BmtkScalingError(
+            f"bmtk {version} is installed, but bmtk-scaling relies on bmtk internals checked only for bmtk "
+            f"{', '.join(s + '.x' for s in SUPPORTED_BMTK)}: install 'bmtk~=1.2.0', or set {OVERRIDE_ENV}=1 to "
+            "try anyway (tests/test_bmtk_contract.py tells what still holds)")
+    return version
+
+
+BMTK_VERSION = check_bmtk_version()
+
+
+# --- bionet: cell placement -------------------------------------------------------------------
+
+
+class _PlacedNodes:
+    """A bionet node population whose ``[rank::size]`` slice yields the nodes at given rows instead.
+
+    Stock ``BioNetwork.build_nodes`` takes each population's ``node_pop[MPI_rank::MPI_size]``; handing
+    it this stand-in keeps all of bmtk's own logic (virtual and mixed populations, cell building,
+    gid registration) and changes only which rows this rank builds.
+    """
+
+    def __init__(self, node_pop: Any, rows: Sequence[int]) -> None:
+        self._wrapped = node_pop
+        self._rows = list(rows)
+
+    def __getitem__(self, item: Any) -> Iterator[Any]:
+        if not isinstance(item, slice):
+            return self._wrapped[item]
+        return nodes_at_rows(self._wrapped, self._rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wrapped, name)
+
+
+def nodes_at_rows(node_pop: Any, rows: Sequence[int]) -> Iterator[Any]:
+    """bmtk's nodes at the given (sorted) rows, as ``SonataNodes.__getitem__`` yields them for a slice.
+
+    bmtk 1.2 indexes a population only by slice or int (its list branch is broken), so this goes
+    through the same two objects ``__getitem__`` uses: the SONATA population's ``get_rows`` and the
+    property adaptors.
+    """
+    for base_node in node_pop._node_pop.get_rows(list(rows)):
+        yield node_pop._prop_adaptors[base_node.group_id].get_node(base_node)
+
+
+@contextlib.contextmanager
+def rows_built_here(network: Any, rows: Mapping[str, Sequence[int]]) -> Iterator[None]:
+    """While active, ``network.build_nodes()`` builds exactly ``rows[population]`` on this rank."""
+    pops = network._node_populations
+    original = dict(pops)
+    try:
+        for name, pop in original.items():
+            pops[name] = _PlacedNodes(pop, rows.get(name, []))
+        yield
+    finally:
+        pops.clear()
+        pops.update(original)
+
+
+# --- bionet: what a rank built ----------------------------------------------------------------
+
+
+def local_cells(network: Any) -> dict[str, dict[int, Any]]:
+    """This rank's cells: population -> node id -> bionet cell."""
+    return network._rank_node_ids
+
+
+def virtual_populations(network: Any) -> set[str]:
+    """Names of the populations bionet treats as virtual (spike inputs)."""
+    return set(network._virtual_nodes)
+
+
+def cell_synapses(cell: Any) -> list:
+    """The synapse point processes bionet made on ``cell`` (bionet's own edge building)."""
+    return list(getattr(cell, "_synapses", []) or [])
+
+
+# --- bionet: the simulator's modules ----------------------------------------------------------
+
+
+def simulation_modules(sim: Any) -> list:
+    """The simulator's modules (spikes, reports, clamps, inputs) in bionet's order."""
+    return sim._sim_mods
+
+
+def set_simulation_modules(sim: Any, mods: list) -> None:
+    sim._sim_mods = list(mods)
+
+
+def record_spike(spikes_module: Any, node_id: int, timestamp: float, population: str) -> None:
+    """Add one spike to the spike writer of bionet's ``SpikesMod`` (spikes that came from CoreNEURON files)."""
+    spikes_module._spike_writer.add_spike(node_id=node_id, timestamp=timestamp, population=population)
+
+
+@dataclass(frozen=True)
+class ReportPlan:
+    """What a bionet membrane/soma report records, as bmtk computed it for this simulation."""
+
+    file_name: str
+    variable: str  # the report's name in the file (its first variable)
+    variables: tuple[str, ...]  # recorded directly
+    transforms: tuple[str, ...]  # variables bmtk would pass through a function each step
+    local_gids: tuple[int, ...]  # this rank's cells in the report, sorted
+    start_time: float
+    end_time: float
+    dt: float
+    start_step: int
+    end_step: float
+    dt_step: int
+
+
+def report_plan(report: Any, sim: Any) -> ReportPlan:
+    """Let bmtk validate a report's times against the simulation and select its cells; return the result."""
+    report._set_valid_steps(sim)
+    report._get_gids(sim)
+    return ReportPlan(file_name=report._file_name, variable=report._report_name, variables=tuple(report._variables),
+                      transforms=tuple(report._transforms), local_gids=tuple(sorted(report._local_gids)),
+                      start_time=report._start_time, end_time=report._end_time, dt=report._dt,
+                      start_step=report._start_step, end_step=report._end_step, dt_step=report._dt_step)
+
+
+# --- builder: edges handed over as arrays -----------------------------------------------------
+
+
+@functools.cache
+def sparse_network_class(edge_list: type, check_ids_in: Callable[[Any, Any, str], None]) -> type:
+    """A ``DenseNetwork`` adaptor that accepts ``edge_list`` connection rules without a dense table.
+
+    bmtk's ``DenseNetwork._add_edges`` builds a sources x targets count table per edge type; for a
+    connection rule of type ``edge_list`` (with ``sources`` and ``targets`` id arrays) this one stores
+    the arrays instead and registers the table exactly as bmtk's own code does, so bmtk's collator and
+    writer save it. ``check_ids_in(ids, allowed, message)`` refuses ids outside ``add_edges``' selection.
+    """
+    import numpy as np
+    from bmtk.builder.network_adaptors.dm_network import DenseNetwork
+    from bmtk.builder.network_adaptors.edge_props_table import EdgeTypesTableMemory
+
+    EdgeList = edge_list  # noqa: N806 (a class)
+
+    class SparseEdgeTypesTable(EdgeTypesTableMemory):
+        """The edge-type table bmtk's collator reads, backed by two id arrays."""
+
+        def __init__(self, connection_map, network_name: str, edges: EdgeList) -> None:  # noqa: D107
+            # Deliberately not calling the parent constructor: it allocates the dense S x T table.
+            self._connection_map = connection_map
+            self._network_name = network_name
+            self.source_network = connection_map.source_nodes.network_name
+            self.target_network = connection_map.target_nodes.network_name
+            self.edge_type_id = connection_map.edge_type_properties["edge_type_id"]
+            self.edge_group_id = -1  # assigned by bmtk when the edges are saved
+            self._prop_vals = {}
+            self._source_nodes_map = None
+            self._target_nodes_map = None
+            self._nsyns_updated = False
+            self._ids = np.column_stack([edges.sources, edges.targets])
+
+        @property
+        def n_syns(self) -> int:
+            return int(self._ids.shape[0])
+
+        @property
+        def n_edges(self) -> int:
+            return int(self._ids.shape[0])
+
+        @property
+        def edge_type_node_ids(self):
+            return self._ids
+
+        def get_property_metatadata(self):  # bmtk's spelling
+            return [{"name": "nsyns", "dtype": np.dtype(np.uint32)}]
+
+        def get_property_value(self, prop_name: str):
+            if prop_name != "nsyns":
+                raise KeyError(prop_name)
+            return np.ones(self.n_edges, dtype=np.uint32)
+
+        def set_nsyns(self, source_id, target_id, nsyns):
+            raise TypeError("edges of an EdgeList are fixed when it is created")
+
+        def free_data(self) -> None:
+            self._ids = np.empty((0, 2), dtype=np.uint64)
+
+    class SparseNetwork(DenseNetwork):
+        """``DenseNetwork`` that accepts :class:`EdgeList` connection rules without a dense table."""
+
+        def _add_edges(self, connection_map, i):
+            edges = connection_map.connector
+            if not isinstance(edges, EdgeList):
+                return super()._add_edges(connection_map, i)
+            for label, ids, pool in (("source", edges.sources, connection_map.source_nodes),
+                                     ("target", edges.targets, connection_map.target_nodes)):
+                allowed = np.fromiter((n.node_id for n in pool), dtype=np.int64)
+                check_ids_in(ids, allowed, f"edge type {connection_map.edge_type_id}: some {label} node ids are "
+                             f"not in the {label} selection of add_edges()")
+            table = SparseEdgeTypesTable(connection_map, self.name, edges)
+            target_net = connection_map.target_nodes
+            self._target_networks[target_net.network_name] = target_net.network
+            self._nedges += table.n_syns
+            self.edges_table().append(table)
+
+    return SparseNetwork

@@ -1,0 +1,133 @@
+"""The public API: one function per step of the main job, the same steps the CLI commands take.
+
+    build_network -> partition_network -> configure_simulation -> run_simulation / compare_engines
+    -> run_sweep -> make_report
+
+Each is importable from the package top (``from bmtk_scaling import partition_network``); their
+names are not those of the subpackages (``bmtk_scaling.partition``, ``bmtk_scaling.run``, ...),
+which Python would otherwise put in their place once imported.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bmtk_scaling.config.settings import options
+
+
+def build_network(network: str, out_dir: str | Path, *, overwrite: bool = False, compression: str = "none",
+                  **parameters: Any):
+    """Build benchmark network ``network`` (``ping``, ``pairs`` or ``cliques``) into ``out_dir``.
+
+    ``parameters`` are the builder's (see ``ping_assembly``, ``n_pairs``, ``nk_cliques``, whose
+    signatures list them with their types and defaults). Returns the ``BuiltNetwork``.
+    """
+    from network_builders.registry import get_builder
+
+    return get_builder(network).build(out_dir, overwrite=overwrite, compression=compression, **parameters)
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    map_file: Path
+    config: Path | None  # the new simulation config naming the map, when one was asked for
+    metrics: dict  # synapses cut, communication volume, per-rank cells and cost, imbalance, min delay
+
+
+def partition_network(config: str | Path, ranks: int, strategy: str = "metis", *, seed: int = 0,
+                      edge_weight: str = "synapses", out: str | Path | None = None,
+                      config_out: str | Path | None = None, overwrite: bool = False) -> PartitionResult:
+    """Place the cells of a network on ``ranks`` MPI ranks with ``strategy``; write the map file.
+
+    ``config`` is the network's simulation or circuit config. ``out`` defaults to
+    ``<network>/partitions/<strategy>_<ranks>.h5``; ``config_out`` also writes a new simulation config
+    that names the map. Existing files are replaced only with ``overwrite``.
+    """
+    from bmtk_scaling.config.derive import config_out_path, write_config_with_partition
+    from bmtk_scaling.errors import PartitionError
+    from bmtk_scaling.partition import METIS_STRATEGIES
+    from bmtk_scaling.partition.map_file import default_map_path, make_map, write_map
+    from bmtk_scaling.sonata.configs import network_files
+
+    files = network_files(config)
+    out = Path(out) if out is not None else default_map_path(files, strategy, ranks, seed)
+    if out.exists() and not overwrite:  # fail before the work, not after
+        raise PartitionError(f"{out} exists: choose another --out, or pass --overwrite to replace it")
+    if config_out is not None:
+        config_out_path(config, config_out, overwrite)
+    options = {"edge_weight": edge_weight} if strategy in METIS_STRATEGIES else {}
+    pmap = make_map(config, ranks, strategy, seed=seed, **options)
+    map_file = write_map(pmap, out, overwrite=overwrite)
+    written = (write_config_with_partition(config, map_file, config_out, overwrite=overwrite)
+               if config_out is not None else None)
+    return PartitionResult(map_file=map_file, config=written, metrics=pmap.metrics)
+
+
+def configure_simulation(config: str | Path, out: str | Path, *, overwrite: bool = False, **settings: Any) -> Path:
+    """Write a new simulation config at ``out``: ``config`` with the given settings changed.
+
+    A ``partition`` map is checked against the network first; a GPU engine needs GPU support here.
+    """
+    from bmtk_scaling.config.derive import checked_partition_reference, derive_config, write_config
+    from bmtk_scaling.config.settings import read_settings
+    from bmtk_scaling.sonata.configs import load_config
+
+    loaded = load_config(config)
+    if settings.get("partition") is not None:
+        settings["partition"] = checked_partition_reference(loaded.path, settings["partition"])
+    new = derive_config(loaded.data, **settings)
+    if read_settings(new).engine.gpu:
+        from bmtk_scaling.environment import require_gpu_support
+
+        require_gpu_support()
+    return write_config(new, loaded.path, Path(out), overwrite=overwrite)
+
+
+configure_simulation.__signature__ = inspect.Signature(  # every setting by name, from the schema
+    [inspect.Parameter("config", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="str | Path"),
+     inspect.Parameter("out", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="str | Path"),
+     inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, default=False, annotation="bool")]
+    + [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=None,
+                         annotation=f"{o.kind.__name__} | None") for o in options()],
+    return_annotation="Path")
+configure_simulation.__doc__ += "\n    Settings:\n\n" + "".join(f"    - ``{o.name}``: {o.doc}\n" for o in options())
+
+
+def run_simulation(config: str | Path, ranks: int = 1, *, timeout: float = 3600.0, launcher: str = "mpiexec"):
+    """Run a simulation config on ``ranks`` MPI ranks; return its ``RunResult`` (times, memory, balance, spikes)."""
+    from bmtk_scaling.run.launcher import run_config
+
+    return run_config(Path(config), ranks, timeout=timeout, launcher=launcher)
+
+
+def compare_engines(config: str | Path, ranks: int = 1, *, out_dir: str | Path | None = None,
+                    overwrite: bool = False, timeout: float = 3600.0) -> dict:
+    """Run ``config`` on stock BMTK-NEURON, NEURON (psolve) and CoreNEURON; return and write the comparison."""
+    from bmtk_scaling.run.compare import compare_engines as compare
+
+    return compare(Path(config), ranks, out_dir=Path(out_dir) if out_dir else None, overwrite=overwrite,
+                   timeout=timeout, progress=lambda msg: None)
+
+
+def run_sweep(spec: str | Path, out_dir: str | Path | None = None, *, reduced: bool = False,
+              max_points: int | None = None, keep_going: bool = False, report: bool = True):
+    """Run (or resume) the scaling study of a sweep spec (YAML); draw its report when it is complete."""
+    from bmtk_scaling.sweep.execute import run_sweep as run
+    from bmtk_scaling.sweep.grid import load_points
+
+    loaded, points = load_points(spec, reduced)
+    outcome = run(loaded, Path(out_dir) if out_dir else None, reduced=reduced, max_points=max_points,
+                  keep_going=keep_going, points=points, progress=False, echo=lambda msg: None)
+    if report and outcome.complete:
+        make_report(outcome.csv, outcome.out_dir / "report")
+    return outcome
+
+
+def make_report(results_csv: str | Path, out_dir: str | Path | None = None):
+    """Draw every scaling figure and table a sweep's ``results.csv`` supports; say what was skipped and why."""
+    from bmtk_scaling.report.report import make_report as report
+
+    return report(Path(results_csv), Path(out_dir) if out_dir else None)

@@ -1,0 +1,29 @@
+"""``bmtk-scaling run CONFIG``: one simulation under MPI, measured (time, memory, balance, spikes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command(name="run")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--ranks", type=click.IntRange(min=1), default=1, show_default=True, help="MPI ranks")
+@click.option("--timeout", type=float, default=3600.0, show_default=True, help="seconds before the run is stopped")
+@click.option("--launcher", type=click.Choice(["mpiexec", "srun"]), default="mpiexec", show_default=True,
+              help="how ranks are started (srun inside a SLURM allocation)")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="write the measurements here")
+def command(config: Path, ranks: int, timeout: float, launcher: str, json_out: Path | None) -> None:
+    """Run a simulation config under MPI and report time, memory, balance and spikes."""
+    from bmtk_scaling.atomic import write_json
+    from bmtk_scaling.run.launcher import run_config
+    from bmtk_scaling.run.result import result_to_dict
+
+    result = run_config(config, ranks, timeout=timeout, launcher=launcher)
+    for key, val in result.summary.items():
+        click.echo(f"  {key:<18} {val:.3f}" if isinstance(val, float) else f"  {key:<18} {val}")
+    click.echo(f"  spikes file        {result.spikes_file}")
+    if json_out:
+        write_json(json_out, result_to_dict(result))
+        click.echo(f"wrote {json_out}")

@@ -1,0 +1,51 @@
+"""What one run measured: per-rank timings and memory from the ranks, summarised as a user waits for it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from bmtk_scaling.config.settings import Engine
+
+
+@dataclass
+class RunResult:
+    config: str
+    ranks: int
+    engine: str
+    neuron_loop: str
+    wall_s: float
+    spikes_file: str
+    spike_count: int
+    per_rank: list[dict] = field(default_factory=list)
+
+    def _col(self, key: str) -> np.ndarray:
+        return np.array([r.get(key, 0.0) for r in self.per_rank], dtype=float)
+
+    @property
+    def summary(self) -> dict:
+        """Slowest-rank times (what the user waits for), memory max and sum, and load balance."""
+        step = self._col("step_time")
+        out = {
+            "engine": Engine(self.engine).label + (f" ({self.neuron_loop})" if self.engine == Engine.NEURON else ""),
+            "ranks": self.ranks,
+            "load_s": float(self._col("load_s").max()),
+            "build_s": float(self._col("build_s").max()),
+            "setup_s": float(self._col("initialize_s").max()),
+            "simulate_s": float(self._col("simulate_s").max()),
+            "total_s": float(self._col("total_s").max()),
+            "wall_s": self.wall_s,
+            "peak_rss_max_mib": float(self._col("peak_rss_mib").max()),
+            "peak_rss_sum_mib": float(self._col("peak_rss_mib").sum()),
+            "spikes": self.spike_count,
+            "cells_per_rank": [int(c) for c in self._col("cells")],
+        }
+        # NEURON's per-rank compute time; CoreNEURON reports none (0), and then balance is unknown.
+        out["load_balance"] = float(step.mean() / step.max()) if step.max() > 0 else None
+        out["wait_max_s"] = float(self._col("wait_time").max()) if step.max() > 0 else None
+        return out
+
+
+def result_to_dict(result: RunResult) -> dict:
+    return {**asdict(result), "summary": result.summary}

@@ -1,0 +1,65 @@
+"""Test-only: exercise every helper of bmtk_scaling._bmtk_private against real bionet objects.
+
+    python bmtk_contract_probe.py CONFIG OUT.json
+
+CONFIG is a network with a virtual input population and a soma report. Writes what each helper
+returned; tests/test_bmtk_contract.py asserts on it, one test per helper.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from bmtk_scaling.environment import configure_neuron_environment
+
+configure_neuron_environment()
+config, out = Path(sys.argv[1]).absolute(), Path(sys.argv[2]).absolute()
+os.chdir(config.parent)
+from neuron import h  # noqa: E402
+
+h.nrnmpi_init()
+from bmtk.simulator import bionet  # noqa: E402
+from bmtk.simulator.bionet import modules  # noqa: E402
+
+import bmtk_scaling.bionet.cell_drive  # noqa: E402, F401
+from bmtk_scaling import _bmtk_private as bp  # noqa: E402
+from bmtk_scaling.sonata.configs import resolved_for_bmtk  # noqa: E402
+
+conf = bionet.Config.from_dict(resolved_for_bmtk(config), validate=True)
+conf.build_env()
+seen: dict = {}
+
+# nodes_at_rows: the nodes bmtk yields for chosen rows
+net = bionet.BioNetwork.from_config(conf)
+pop = next(p for p in net.node_populations if p.name == "pairs")
+seen["nodes_at_rows"] = [int(n.node_id) for n in bp.nodes_at_rows(pop, [1, 4, 5])]
+
+# rows_built_here + local_cells: bionet's build_nodes (called by BioSimulator.from_config, which also builds the
+# edges and the modules) builds exactly the given rows
+with bp.rows_built_here(net, {"pairs": [0, 2, 3]}):
+    sim = bionet.BioSimulator.from_config(conf, network=net)
+seen["populations_restored"] = all(type(p).__name__ != "_PlacedNodes" for p in net.node_populations)
+seen["local_cells"] = {name: sorted(int(i) for i in cells) for name, cells in bp.local_cells(net).items()}
+seen["local_gids"] = sorted(int(g) for g in net.get_local_cells())
+seen["virtual_populations"] = sorted(bp.virtual_populations(net))
+
+# cell_synapses: bionet's own edges give each cell one synapse per afferent edge (inputs included)
+seen["cell_synapses"] = {int(nid): len(bp.cell_synapses(cell)) for nid, cell in bp.local_cells(net)["pairs"].items()}
+
+# simulation_modules / set_simulation_modules / report_plan / record_spike
+mods = bp.simulation_modules(sim)
+seen["module_types"] = sorted(type(m).__name__ for m in mods)
+report = next(m for m in mods if isinstance(m, modules.SomaReport))
+plan = bp.report_plan(report, sim)
+seen["report_plan"] = {**{k: getattr(plan, k) for k in ("variable", "start_time", "end_time", "dt", "start_step",
+                                                     "end_step", "dt_step", "file_name")},
+                       "variables": list(plan.variables), "local_gids": list(plan.local_gids)}
+bp.set_simulation_modules(sim, [m for m in mods if isinstance(m, modules.SpikesMod)])
+seen["modules_after_set"] = [type(m).__name__ for m in bp.simulation_modules(sim)]
+spikes_mod = bp.simulation_modules(sim)[0]
+spikes_mod.initialize(sim)
+bp.record_spike(spikes_mod, 3, 12.5, "pairs")
+spikes_mod.finalize(sim)
+seen["spikes_file"] = str(Path(conf.output_dir) / conf["output"]["spikes_file"])
+out.write_text(json.dumps(seen))
