@@ -19,7 +19,7 @@ from bmtk_scaling.config.settings import options
 
 
 def build_network(network: str, out_dir: str | Path, *, overwrite: bool = False, compression: str = "none",
-                  **parameters: Any):
+                  force: bool = False, **parameters: Any):
     """Build benchmark network ``network`` (``ping``, ``pairs`` or ``cliques``) into ``out_dir``.
 
     ``parameters`` are the builder's (see ``ping_assembly``, ``n_pairs``, ``nk_cliques``, whose
@@ -27,7 +27,8 @@ def build_network(network: str, out_dir: str | Path, *, overwrite: bool = False,
     """
     from network_builders.registry import get_builder
 
-    return get_builder(network).build(out_dir, overwrite=overwrite, compression=compression, **parameters)
+    return get_builder(network).build(out_dir, overwrite=overwrite, compression=compression, force=force,
+                                      **parameters)
 
 
 @dataclass(frozen=True)
@@ -46,16 +47,23 @@ def partition_network(config: str | Path, ranks: int, strategy: str = "metis", *
     ``<network>/partitions/<strategy>_<ranks>.h5``; ``config_out`` also writes a new simulation config
     that names the map. Existing files are replaced only with ``overwrite``.
     """
-    from bmtk_scaling.config.derive import config_out_path, write_config_with_partition
-    from bmtk_scaling.errors import PartitionError
+    from bmtk_scaling.config.derive import config_out_path, refuse_input_target, write_config_with_partition
+    from bmtk_scaling.errors import BmtkScalingError, PartitionError
     from bmtk_scaling.partition import METIS_STRATEGIES
-    from bmtk_scaling.partition.map_file import default_map_path, make_map, write_map
-    from bmtk_scaling.sonata.configs import network_files
+    from bmtk_scaling.partition.map_file import default_map_path, make_map, read_map, write_map
+    from bmtk_scaling.sonata.configs import load_config, network_files
 
     files = network_files(config)
-    out = Path(out) if out is not None else default_map_path(files, strategy, ranks, seed)
-    if out.exists() and not overwrite:  # fail before the work, not after
-        raise PartitionError(f"{out} exists: choose another --out, or pass --overwrite to replace it")
+    out = Path(out).absolute() if out is not None else default_map_path(files, strategy, ranks, seed)
+    refuse_input_target(load_config(config), out, "--out")
+    if out.exists():  # fail before the work, not after; and only a map is ever replaced
+        if not overwrite:
+            raise PartitionError(f"{out} exists: choose another --out, or pass --overwrite to replace it")
+        try:
+            read_map(out)
+        except BmtkScalingError:
+            raise PartitionError(f"{out} is not a partition map, so it is never replaced: choose another "
+                                 "--out") from None
     if config_out is not None:
         config_out_path(config, config_out, overwrite)
     options = {"edge_weight": edge_weight} if strategy in METIS_STRATEGIES else {}
@@ -73,9 +81,10 @@ def configure_simulation(config: str | Path, out: str | Path, *, overwrite: bool
     """
     from bmtk_scaling.config.derive import checked_partition_reference, derive_config, write_config
     from bmtk_scaling.config.settings import read_settings
-    from bmtk_scaling.sonata.configs import load_config
+    from bmtk_scaling.sonata.configs import load_config, network_files
 
     loaded = load_config(config)
+    network_files(loaded.path)  # the config names a network whose files exist: a config that runs
     if settings.get("partition") is not None:
         settings["partition"] = checked_partition_reference(loaded.path, settings["partition"])
     new = derive_config(loaded.data, **settings)

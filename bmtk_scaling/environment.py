@@ -54,6 +54,9 @@ def configure_neuron_environment(environ: dict[str, str] | None = None) -> dict[
     """
     env = os.environ if environ is None else environ
     env.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
+    # The mpich wheel's UCX takes SIGHUP for its debug mode, so a hung-up terminal would not stop a run: let
+    # SIGHUP mean what it means (the CLI's handler stops the children and cleans up).
+    env.setdefault("UCX_DEBUG_SIGNO", "0")
     if "MPI_LIB_NRN_PATH" not in env:
         lib = find_mpi_library()
         if lib is not None:

@@ -30,9 +30,11 @@ class SpecError(BmtkScalingError):
 
     def __init__(self, source: str, problems: list[str]) -> None:
         self.problems = list(problems)
+        if len(self.problems) == 1:
+            super().__init__(f"sweep spec {source}: {self.problems[0]} (nothing was run)")
+            return
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        n = len(self.problems)
-        super().__init__(f"sweep spec {source} has {n} problem{'s' if n > 1 else ''} (nothing was run):\n{lines}")
+        super().__init__(f"sweep spec {source} has {len(self.problems)} problems (nothing was run):\n{lines}")
 
 
 class GpuUnavailableError(BmtkScalingError):
@@ -49,3 +51,17 @@ class RunFailed(RunError):
 
 class SweepStopped(RunError):
     """A sweep point failed and the sweep stopped; what finished is kept, a rerun continues."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP arrived: raised in the main thread so that cleanup runs as for Ctrl-C.
+
+    A BaseException, like KeyboardInterrupt, so ``except Exception`` never swallows it; the CLI exits
+    with 128 + the signal number.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from bmtk_scaling.errors import BmtkScalingError
 from network_builders import _checks, _random
+from network_builders._build import build_from
 from network_builders.configs import RunSettings
-from network_builders.spec import DRIVE_FOREVER, BuiltNetwork, CellGroup, EdgeClass, NetworkSpec, build_from
+from network_builders.spec import DRIVE_FOREVER, BuiltNetwork, CellGroup, EdgeClass, NetworkSpec
 
 
 def n_pairs_spec(
@@ -38,6 +40,9 @@ def n_pairs_spec(
     drive_start = _checks.non_negative("drive_start", drive_start)
     run = RunSettings(tstop=_checks.positive("tstop", tstop), dt=_checks.positive("dt", dt),
                       v_init=_checks.finite("v_init", v_init), seed=_checks.seed(seed))
+    if delay < run.dt:
+        raise BmtkScalingError(f"delay {delay:g} ms is shorter than dt {run.dt:g} ms: NEURON cannot exchange spikes "
+                               "between ranks in less than one step; use delay >= dt")
 
     senders = 2 * np.arange(n)
     amp = np.zeros(2 * n)
@@ -69,12 +74,14 @@ def n_pairs(
     seed: int = 0,
     overwrite: bool = False,
     compression: str = "none",
+    force: bool = False,
 ) -> BuiltNetwork:
     """Build N-Pairs and write it as a ready-to-run BMTK/SONATA folder at ``out_dir``.
 
     The network parameters are those of :func:`n_pairs_spec`; ``overwrite`` replaces a non-empty
     ``out_dir``, ``compression`` ("none" or "gzip", the latter unreadable for the libsonata wheel) is the
-    HDF5 filter. Nothing is left behind on failure.
+    HDF5 filter. A network whose estimated memory exceeds what is available is refused before
+    anything is allocated, unless ``force``. Nothing is left behind on failure.
     """
     return build_from(n_pairs_spec, locals())
 

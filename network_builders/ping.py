@@ -16,8 +16,9 @@ import numpy as np
 
 from bmtk_scaling.errors import BmtkScalingError
 from network_builders import _checks, _random
+from network_builders._build import build_from
 from network_builders.configs import RunSettings
-from network_builders.spec import DRIVE_FOREVER, BuiltNetwork, CellGroup, EdgeClass, NetworkSpec, build_from
+from network_builders.spec import DRIVE_FOREVER, BuiltNetwork, CellGroup, EdgeClass, NetworkSpec
 
 
 def ping_assembly_spec(
@@ -54,6 +55,8 @@ def ping_assembly_spec(
     g = {xy: _checks.non_negative(f"g_{xy.lower()}", v) for xy, v in
          (("EE", g_ee), ("EI", g_ei), ("IE", g_ie), ("II", g_ii))}
     cross = _checks.probability("cross_fraction", cross_fraction)
+    if cross_weight is not None:  # checked even where no cross link is made: it is saved with the parameters
+        _checks.non_negative("cross_weight", cross_weight)
     delay = _checks.positive("delay", delay)
     drive_amp = _checks.finite("drive_amp", drive_amp)
     drive_noise = _checks.non_negative("drive_noise", drive_noise)
@@ -62,6 +65,9 @@ def ping_assembly_spec(
         tstop=_checks.positive("tstop", tstop), dt=_checks.positive("dt", dt),
         v_init=_checks.finite("v_init", v_init), seed=_checks.seed(seed),
     )
+    if delay < run.dt:
+        raise BmtkScalingError(f"delay {delay:g} ms is shorter than dt {run.dt:g} ms: NEURON cannot exchange spikes "
+                               "between ranks in less than one step; use delay >= dt")
     n_e = int(round(frac * k))
     n_i = k - n_e
     if n_e < 1 or n_i < 1:
@@ -134,12 +140,14 @@ def ping_assembly(
     seed: int = 0,
     overwrite: bool = False,
     compression: str = "none",
+    force: bool = False,
 ) -> BuiltNetwork:
     """Build PING-Assembly and write it as a ready-to-run BMTK/SONATA folder at ``out_dir``.
 
     The network parameters are those of :func:`ping_assembly_spec`; ``overwrite`` replaces a non-empty
     ``out_dir``, ``compression`` ("none" or "gzip", the latter unreadable for the libsonata wheel) is the
-    HDF5 filter. Nothing is left behind on failure.
+    HDF5 filter. A network whose estimated memory exceeds what is available is refused before
+    anything is allocated, unless ``force``. Nothing is left behind on failure.
     """
     return build_from(ping_assembly_spec, locals())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,12 +87,3 @@ class BuiltNetwork:
     @property
     def edges_file(self) -> Path:
         return self.path / "network" / f"{self.population}_{self.population}_edges.h5"
-
-
-def build_from(spec_fn: Callable[..., NetworkSpec], arguments: Mapping[str, Any]) -> BuiltNetwork:
-    """What every builder does with its arguments: draw ``spec_fn(**parameters)`` and write the folder."""
-    from network_builders.writer import build_network
-
-    params = dict(arguments)
-    out_dir, overwrite, compression = params.pop("out_dir"), params.pop("overwrite"), params.pop("compression")
-    return build_network(spec_fn, Path(out_dir), overwrite, compression, params)

@@ -27,8 +27,8 @@ def test_public_api_at_the_top():
 def test_builders_show_every_parameter(name):
     builder = BUILDERS[name]
     build, spec = inspect.signature(builder.build).parameters, inspect.signature(builder.spec).parameters
-    assert list(build)[0] == "out_dir" and list(build)[-2:] == ["overwrite", "compression"]
-    assert list(build)[1:-2] == list(spec)  # the same parameters, in the same order, with the same defaults
+    assert list(build)[0] == "out_dir" and list(build)[-3:] == ["overwrite", "compression", "force"]
+    assert list(build)[1:-3] == list(spec)  # the same parameters, in the same order, with the same defaults
     hints_b, hints_s = typing.get_type_hints(builder.build), typing.get_type_hints(builder.spec)
     for par in spec:
         assert build[par].default == spec[par].default and hints_b[par] == hints_s[par], par

@@ -46,8 +46,12 @@ def test_non_empty_output_needs_overwrite(tmp_path):
     proc = cli("build", "pairs", "--out", str(out), "--n-pairs", "2")
     assert proc.returncode == 2 and "not empty" in proc.stderr and "--overwrite" in proc.stderr
     assert (out / "notes.txt").read_text() == "mine"
-    proc = cli("build", "pairs", "--out", str(out), "--n-pairs", "2", "--overwrite")
-    assert proc.returncode == 0 and not (out / "notes.txt").exists()
+    proc = cli("build", "pairs", "--out", str(out), "--n-pairs", "2", "--overwrite")  # not ours: never replaced
+    assert proc.returncode == 2 and "did not write" in proc.stderr and (out / "notes.txt").read_text() == "mine"
+    built = tmp_path / "built"
+    assert cli("build", "pairs", "--out", str(built), "--n-pairs", "2").returncode == 0
+    proc = cli("build", "pairs", "--out", str(built), "--n-pairs", "3", "--overwrite")  # ours: replaced
+    assert proc.returncode == 0 and "6 cells" in proc.stdout
 
 
 @pytest.mark.parametrize("target", ["/proc/bmtk-scaling-test/out", "FILE/out"])

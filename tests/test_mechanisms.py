@@ -185,7 +185,9 @@ def test_compile_failure_raises_with_compiler_output(tmp_path: Path, monkeypatch
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "broken.mod").write_text("NEURON { SUFFIX broken }\nBREAKPOINT { x = = 1 }\n")
-    with pytest.raises(RuntimeError, match="nrnivmodl -coreneuron failed") as info:
+    from bmtk_scaling.errors import BmtkScalingError
+
+    with pytest.raises(BmtkScalingError, match="nrnivmodl -coreneuron failed") as info:
         compile_mechanisms(bad)
     assert "broken" in str(info.value)
     assert not list((tmp_path / "cache").glob("mech-*/")), "a failed build must not be cached"

@@ -156,7 +156,7 @@ def test_bad_requests_name_the_choices(small_pairs):
         partition(g, 0, "random")
     with pytest.raises(ValueError, match="takes no option"):
         partition(g, 2, "random", edge_weight="synapses")
-    with pytest.raises(ValueError, match="more ranks than cells"):
+    with pytest.raises(ValueError, match="cells cannot fill"):
         partition(g, g.n_vertices + 1, "metis")
 
 

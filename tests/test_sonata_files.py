@@ -87,6 +87,11 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path):
     with pytest.raises(ValueError, match="not empty"):
         n_pairs(out, n_pairs=2)
     assert (out / "precious.txt").read_text() == "keep me"
-    n_pairs(out, n_pairs=2, overwrite=True)
-    assert not (out / "precious.txt").exists() and (out / "simulation_config.json").is_file()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers
+    with pytest.raises(ValueError, match="did not write"):  # a folder the tool did not write is never replaced
+        n_pairs(out, n_pairs=2, overwrite=True)
+    assert (out / "precious.txt").read_text() == "keep me"
+    ours = tmp_path / "ours"
+    n_pairs(ours, n_pairs=2)
+    n_pairs(ours, n_pairs=3, overwrite=True)
+    assert json.loads((ours / "network_parameters.json").read_text())["n_nodes"] == 6
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary leftovers, no lock

@@ -39,8 +39,8 @@ def _option_type(annotation) -> type:
 def _command(builder: Builder) -> click.Command:
     hints = typing.get_type_hints(builder.spec)
 
-    def run(out: Path, overwrite: bool, compression: str, **params) -> None:
-        built = builder.build(out, overwrite=overwrite, compression=compression, **params)
+    def run(out: Path, overwrite: bool, compression: str, force: bool, **params) -> None:
+        built = builder.build(out, overwrite=overwrite, compression=compression, force=force, **params)
         click.echo(f"{built.kind}: {built.n_nodes} cells, {built.n_edges} edges -> {built.path}")
         for name, count in built.edges_per_class.items():
             click.echo(f"  {name:<20} {count:>12,d} edges")
@@ -52,6 +52,7 @@ def _command(builder: Builder) -> click.Command:
         click.Option(["--overwrite"], is_flag=True, help="replace a non-empty output folder"),
         click.Option(["--compression"], type=click.Choice(["none", "gzip"]), default="none", show_default=True,
                      help="HDF5 filter; gzip files are not readable by the libsonata wheel"),
+        click.Option(["--force"], is_flag=True, help="build even if the estimated memory exceeds what is available"),
     ]
     for name, par in builder.parameters().items():
         if par.kind is not inspect.Parameter.KEYWORD_ONLY:

@@ -7,10 +7,13 @@ many points remain.
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
 import click
+
+from bmtk_scaling.errors import BmtkScalingError, Interrupted
 
 
 @click.command(name="sweep")
@@ -30,9 +33,10 @@ import click
               help="how ranks are started")
 @click.option("--no-report", is_flag=True, help="do not draw the report at the end")
 @click.option("--no-progress", is_flag=True, help="no progress bar (batch jobs, logs)")
+@click.option("--force", is_flag=True, help="expand a grid beyond the point limit (100,000)")
 def command(spec_file: Path, out: Path | None, reduced: bool, max_points: int | None, keep_going: bool,
             list_only: bool, slurm_dir: Path | None, point_list: Path | None, array_index: int | None,
-            prepare_only: bool, collect: bool, launcher: str, no_report: bool, no_progress: bool) -> None:
+            prepare_only: bool, collect: bool, launcher: str, no_report: bool, no_progress: bool, force: bool) -> None:
     """Run a scaling study: every point of SPEC.yaml's grid through the runner, resumable, into one CSV."""
     from bmtk_scaling.sweep.execute import default_out_dir, run_sweep
     from bmtk_scaling.sweep.grid import load_points
@@ -41,7 +45,10 @@ def command(spec_file: Path, out: Path | None, reduced: bool, max_points: int | 
     # GPU points need a GPU where they run: a full local sweep checks here; scripts, listings, the prepare and
     # collect jobs do not run them, and an array task checks its own points (run_sweep).
     runs_all_here = not (slurm_dir or list_only or point_list or prepare_only or collect)
-    spec, points = load_points(spec_file, reduced, local=runs_all_here)
+    for option, path in (("--out", out), ("--slurm", slurm_dir)):
+        if path is not None and path.exists() and not path.is_dir():
+            raise BmtkScalingError(f"{option} {path} is a file: give a folder (a new one, or one this command wrote)")
+    spec, points = load_points(spec_file, reduced, local=runs_all_here, force=force)
     if slurm_dir is not None:
         from bmtk_scaling.sweep.slurm import write_slurm_scripts
 
@@ -60,9 +67,11 @@ def command(spec_file: Path, out: Path | None, reduced: bool, max_points: int | 
                             point_list=point_list, array_index=array_index, prepare_only=prepare_only,
                             collect_only=collect, launcher=launcher, progress=not no_progress,
                             points=points, echo=lambda m: click.echo(m, err=True))
-    except KeyboardInterrupt:
-        click.echo("interrupted: every finished point is kept; rerun the same command to continue", err=True)
-        sys.exit(130)
+    except (KeyboardInterrupt, Interrupted) as err:
+        signum = getattr(err, "signum", signal.SIGINT)
+        click.echo(f"interrupted ({signal.Signals(signum).name}): every finished point is kept, the running one "
+                   "stays to do; rerun the same command to continue", err=True)
+        sys.exit(128 + signum)
     if prepare_only:
         return
     click.echo(f"{outcome.ran} point(s) run, {outcome.skipped} were already done, {len(outcome.failed)} failed, "

@@ -29,7 +29,7 @@ from bmtk_scaling.config.settings import (
     validate_settings,
 )
 from bmtk_scaling.errors import ConfigError
-from bmtk_scaling.sonata.configs import LoadedConfig, load_config, network_files
+from bmtk_scaling.sonata.configs import LoadedConfig, input_paths, load_config, network_files
 from bmtk_scaling.sonata.graph import read_nodes
 
 
@@ -101,6 +101,7 @@ def write_config(config: dict[str, Any], source: Path, out: Path, overwrite: boo
         raise ConfigError(f"{out} is a folder: name the new config file, e.g. {out / 'simulation_config.json'}")
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} exists: choose another name, or pass --overwrite (overwrite=True)")
+    refuse_input_target(load_config(source), out, "the new config")
     read_settings(config, where=str(out))
     data = rebase_manifest(config, source.parent, out.parent)
     text = json.dumps(data, indent=2) + "\n"
@@ -109,6 +110,19 @@ def write_config(config: dict[str, Any], source: Path, out: Path, overwrite: boo
         raise ConfigError(f"the new config would not be valid SONATA (libsonata: {problem})")
     write_text_atomic(out, text)
     return out
+
+
+def refuse_input_target(sim: LoadedConfig, out: Path, what: str) -> None:
+    """ConfigError when ``out`` is, or lies inside, an input of ``sim`` (its configs, network files, components)."""
+    out = Path(out).absolute()
+    files, folders = input_paths(sim)
+    for path in files:
+        if Path(path).absolute() == out:
+            raise ConfigError(f"{what} {out} would replace {path.name}, an input of {sim.path.name}: choose another "
+                              "path (inputs are never replaced, with or without --overwrite)")
+    for folder in folders:
+        if Path(folder).absolute() == out or Path(folder).absolute() in out.parents:
+            raise ConfigError(f"{what} {out} lies inside the input folder {folder}: choose another path")
 
 
 def partition_reference(map_path: str | Path, config: LoadedConfig) -> str:

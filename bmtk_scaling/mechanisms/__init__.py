@@ -3,10 +3,11 @@
 from bmtk_scaling.mechanisms.build import (
     compile_mechanisms,
     corenrn_library,
+    ensure_compiled,
     export_coreneuron_library,
     install_mechanisms,
     project_components_dir,
 )
 
-__all__ = ["compile_mechanisms", "corenrn_library", "export_coreneuron_library", "install_mechanisms",
-           "project_components_dir"]
+__all__ = ["compile_mechanisms", "corenrn_library", "ensure_compiled", "export_coreneuron_library",
+           "install_mechanisms", "project_components_dir"]

@@ -85,7 +85,7 @@ def _nrnivmodl() -> Path:
 def _mod_files(modfiles_dir: Path) -> list[Path]:
     mods = sorted(p for p in Path(modfiles_dir).glob("*.mod") if p.is_file())
     if not mods:
-        raise FileNotFoundError(f"no .mod files in {modfiles_dir}")
+        raise BmtkScalingError(f"no .mod files in {modfiles_dir}")
     return mods
 
 
@@ -162,7 +162,8 @@ def compile_mechanisms(modfiles_dir: Path) -> Path:
             if proc.returncode != 0 or not _is_complete(staging):
                 tail = "\n".join(proc.stdout.splitlines()[-40:])
                 status = f"exit {proc.returncode}"
-                raise RuntimeError(f"nrnivmodl -coreneuron failed ({status}) for {modfiles_dir}:\n{tail}")
+                raise BmtkScalingError(f"nrnivmodl -coreneuron failed ({status}) for the mechanisms in {modfiles_dir}: "
+                                       f"fix the mod file named below (nothing was replaced)\n{tail}")
             (staging / _KEY_FILE).write_text(key + "\n")
             staging.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
             os.rename(staging, target)
@@ -174,15 +175,15 @@ def compile_mechanisms(modfiles_dir: Path) -> Path:
     return target
 
 
-def install_mechanisms(dest: Path) -> Path:
-    """Put the project's mod files and their compiled build into ``dest`` (BMTK's ``mechanisms_dir``).
+def install_mechanisms(dest: Path, modfiles: Path | None = None) -> Path:
+    """Put mod files (the project's by default) and their compiled build into ``dest`` (BMTK's ``mechanisms_dir``).
 
-    Layout: ``dest/modfiles/*.mod`` and ``dest/<arch>/`` with both libraries; BMTK then runs
-    ``neuron.load_mechanisms(dest)``. Re-installing the same build is a no-op, and concurrent
-    installers (one per MPI rank) serialise on a lock in ``dest``.
+    Layout: ``dest/modfiles/*.mod`` and ``dest/<arch>/`` with both libraries and the build's content
+    key; BMTK then runs ``neuron.load_mechanisms(dest)``. Re-installing the same build is a no-op, and
+    concurrent installers (one per MPI rank) serialise on a lock in ``dest``.
     """
     dest = Path(dest)
-    modfiles = project_components_dir() / "mechanisms" / "modfiles"
+    modfiles = Path(modfiles) if modfiles is not None else project_components_dir() / "mechanisms" / "modfiles"
     build = compile_mechanisms(modfiles)
     key = (build / _KEY_FILE).read_text().strip()
     dest.mkdir(parents=True, exist_ok=True)
@@ -190,8 +191,9 @@ def install_mechanisms(dest: Path) -> Path:
     with _file_lock(dest / ".bmtk-scaling-install.lock"):
         mod_dest = dest / "modfiles"
         mod_dest.mkdir(exist_ok=True)
-        for mod in _mod_files(modfiles):
-            shutil.copy2(mod, mod_dest / mod.name)
+        if mod_dest.resolve() != modfiles.resolve():
+            for mod in _mod_files(modfiles):
+                shutil.copy2(mod, mod_dest / mod.name)
         key_file = arch_dest / _KEY_FILE
         if key_file.is_file() and key_file.read_text().strip() == key and _is_complete(dest):
             return dest
@@ -205,6 +207,36 @@ def install_mechanisms(dest: Path) -> Path:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return dest
+
+
+def ensure_compiled(mech_dir: Path, coreneuron: bool) -> str:
+    """Check, before a run, that ``mech_dir`` holds libraries built from its own mod files; say what was done.
+
+    A folder the plugin installed (it carries the build key) whose mod files changed since is
+    recompiled from them, so an edited mod file never runs with its old library (a mod file that
+    does not compile is a BmtkScalingError with the compiler's output). A folder the plugin did not
+    install must already hold NEURON's library, and CoreNEURON's when ``coreneuron``.
+    Returns ``"current"`` or ``"recompiled"``.
+    """
+    mech_dir = Path(mech_dir)
+    arch = mech_dir / _arch()
+    key_file = arch / _KEY_FILE
+    if key_file.is_file() and (mech_dir / "modfiles").is_dir():
+        wanted = _build_key(_mod_files(mech_dir / "modfiles"), _nrnivmodl())
+        if key_file.read_text().strip() == wanted and _is_complete(mech_dir):
+            return "current"
+        install_mechanisms(mech_dir, mech_dir / "modfiles")
+        return "recompiled"
+    if not any((arch / lib).is_file() or (arch / ".libs" / lib).is_file() for lib in ("libnrnmech.so",)):
+        mods = sorted(p.name for p in mech_dir.rglob("*.mod"))[:5] if mech_dir.is_dir() else []
+        raise BmtkScalingError(
+            f"the mechanisms in {mech_dir} are not compiled (no {_arch()}/libnrnmech.so"
+            + (f"; mod files {mods}" if mods else "; no mod files either") + "): compile them with "
+            f"'nrnivmodl -coreneuron' in {mech_dir}, or point components.mechanisms_dir at the compiled folder")
+    if coreneuron and not (arch / "libcorenrnmech.so").is_file():
+        raise BmtkScalingError(f"the engine is CoreNEURON but {mech_dir} holds no {_arch()}/libcorenrnmech.so: compile "
+                               f"the mechanisms with 'nrnivmodl -coreneuron', or run on NEURON")
+    return "current"
 
 
 def corenrn_library(mech_dir: Path) -> Path:

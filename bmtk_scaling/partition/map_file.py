@@ -148,6 +148,11 @@ def check_map(pmap: PartitionMap, populations: list[NodePopulation], fingerprint
         if bad.any():
             raise PartitionError(f"{where}: ranks {np.unique(ranks[bad])[:10].tolist()} are outside "
                                  f"0..{pmap.n_ranks - 1}")
+    used = np.concatenate([ranks for _, ranks in pmap.assignment.values()] or [np.zeros(0, np.int64)])
+    empty = np.setdiff1d(np.arange(pmap.n_ranks), used)
+    if empty.size:
+        raise PartitionError(f"{where} leaves {empty.size} of its {pmap.n_ranks} ranks without a cell (ranks "
+                             f"{empty[:10].tolist()}): make a map for fewer ranks")
     if pmap.fingerprint.get("sha256") != fingerprint.get("sha256"):
         changed = sorted(k for k in set(fingerprint) | set(pmap.fingerprint)
                          if k != "sha256" and fingerprint.get(k) != pmap.fingerprint.get(k))

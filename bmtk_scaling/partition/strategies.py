@@ -156,8 +156,15 @@ def partition(graph: NetworkGraph, n_ranks: int, strategy: str, *, seed: int = 0
     if set(options) - accepted:
         raise PartitionError(f"strategy {strategy!r} takes no option {sorted(set(options) - accepted)}; "
                          f"its options: {sorted(accepted) or 'none'}")
+    if n_ranks > graph.n_vertices:
+        raise PartitionError(f"{graph.n_vertices} cells cannot fill {n_ranks} ranks (every rank needs at least "
+                             f"one cell): use at most {graph.n_vertices} ranks")
     ranks = np.asarray(fn(graph, int(n_ranks), seed=int(seed), **options), dtype=np.int64)
     assert ranks.shape == (graph.n_vertices,) and (ranks >= 0).all() and (ranks < n_ranks).all()
+    empty = np.flatnonzero(np.bincount(ranks, minlength=n_ranks) == 0)
+    if empty.size:
+        raise PartitionError(f"strategy {strategy!r} leaves {empty.size} of {n_ranks} ranks without a cell "
+                             f"(ranks {empty[:10].tolist()}): use fewer ranks or another strategy")
     return ranks
 
 

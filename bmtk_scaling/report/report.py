@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bmtk_scaling.atomic import atomic_directory, write_text_atomic
@@ -21,6 +22,7 @@ from bmtk_scaling.report import plots as sp
 from bmtk_scaling.report import scaling as sa
 from bmtk_scaling.sweep.spec import FigureSpec, SweepSpec, parse_spec
 
+NUMERIC = ["n_cells", "n_synapses", "ranks", "threads", "cores", "simulate_s", "total_s", "peak_rss_sum_mib"]
 REQUIRED = ["network", "network_key", "n_cells", "n_synapses", "ranks", "threads", "cores", "strategy", "engine",
             "simulate_s", "total_s", "peak_rss_sum_mib"]
 
@@ -46,6 +48,19 @@ def load_results(csv_path: Path) -> pd.DataFrame:
         raise BmtkScalingError(f"{csv_path} lacks the columns {missing}: is it a bmtk-scaling sweep's results.csv?")
     if df.empty:
         raise BmtkScalingError(f"{csv_path} has no rows yet: run the sweep first")
+    for column in NUMERIC:
+        values = pd.to_numeric(df[column], errors="coerce")
+        bad = values.isna() & df[column].notna()
+        if bad.any():
+            raise BmtkScalingError(f"{csv_path}: column {column!r} holds non-numbers (row {int(bad.idxmax()) + 2}: "
+                                   f"{df[column][bad].iloc[0]!r}): is it a bmtk-scaling sweep's results.csv?")
+        if not np.isfinite(values).any():
+            raise BmtkScalingError(f"{csv_path}: column {column!r} has no finite value: nothing to draw")
+        df[column] = values
+    for column in ("ranks", "threads", "cores", "n_cells"):
+        if (df[column] < 1).any() or (df[column] % 1 != 0).any():
+            raise BmtkScalingError(f"{csv_path}: column {column!r} must hold positive integers, got "
+                                   f"{sorted(set(df[column][(df[column] < 1) | (df[column] % 1 != 0)]))[:5]}")
     return df
 
 

@@ -23,6 +23,7 @@ from bmtk_scaling.atomic import atomic_directory, write_text_atomic
 from bmtk_scaling.config.derive import derive_config, with_settings, write_config
 from bmtk_scaling.config.settings import STOCK
 from bmtk_scaling.run.launcher import run_config
+from bmtk_scaling.run.preflight import check_timeout, plan_run
 from bmtk_scaling.run.result import result_to_dict
 from bmtk_scaling.sonata.configs import load_config
 from bmtk_scaling.sonata.spikes import read_spikes
@@ -70,6 +71,8 @@ def compare_engines(config: Path, ranks: int, out_dir: Path | None = None, overw
                     timeout: float = 3600.0, progress=print) -> dict:
     """Run the three variants of ``config`` on ``ranks`` ranks; write JSON, CSV and a PNG into ``out_dir``."""
     config = Path(config).absolute()
+    check_timeout(timeout)
+    plan_run(config, ranks, check_output=False)  # the user's config, checked before any variant is written or run
     base = load_config(config).data
     out_dir = (Path(out_dir) if out_dir else config.parent / f"compare_{ranks}ranks").absolute()
     rows, spikes = [], {}

@@ -1,7 +1,8 @@
 """Launch a simulation config under real MPI and measure it.
 
-``run_config`` starts ``mpiexec -n R python -m bmtk_scaling.run.rank_main CONFIG`` with the environment
-NEURON needs, a timeout, and a check that NEURON really sees R ranks. A rank that fails is named with
+``run_config`` checks the config (:mod:`preflight`), then starts ``mpiexec -n R python -m
+bmtk_scaling.run.rank_main CONFIG`` with the environment NEURON needs, a timeout, and a check that
+NEURON really sees R ranks. A rank that fails is named with
 its error; a run that hangs is stopped and each unfinished rank is named with the phase it was in.
 Nothing is recorded as a result unless the whole run succeeded, and results files are written
 atomically.
@@ -16,16 +17,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bmtk_scaling.config.settings import read_settings
-from bmtk_scaling.environment import configure_neuron_environment, mpiexec_path, require_gpu_support
+from bmtk_scaling.atomic import begin_staging, exclusive_lock
+from bmtk_scaling.environment import configure_neuron_environment, mpiexec_path
 from bmtk_scaling.errors import BmtkScalingError, RunFailed
+from bmtk_scaling.run.preflight import check_output_location, check_timeout, plan_run
 from bmtk_scaling.run.rank_main import FAILURE_TAG
 from bmtk_scaling.run.result import RunResult
-from bmtk_scaling.sonata.configs import load_config, spikes_path
+from bmtk_scaling.sonata.configs import load_config
 from bmtk_scaling.sonata.spikes import read_spikes
 
 LAUNCHERS = ("mpiexec", "srun")
@@ -46,47 +47,61 @@ def launch_command(launcher: str, ranks: int) -> list[str]:
 
 def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = True,
                launcher: str = "mpiexec") -> RunResult:
-    """Run ``config`` on ``ranks`` MPI processes and return its measurements; raise RunFailed otherwise."""
-    config = Path(config).absolute()
-    settings = read_settings(load_config(config).data, where=str(config))
-    if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
-        raise BmtkScalingError(f"ranks must be a positive integer, got {ranks!r}")
-    if settings.engine.gpu:
-        require_gpu_support()
+    """Run ``config`` on ``ranks`` MPI processes and return its measurements; raise RunFailed otherwise.
 
-    with tempfile.TemporaryDirectory(prefix=".bmtk-scaling-run-", dir=config.parent) as tmp:
-        tmp = Path(tmp)
-        metrics = tmp / "metrics.json"
-        cmd = [*launch_command(launcher, ranks), sys.executable, "-m", "bmtk_scaling.run.rank_main", str(config),
-               "--metrics", str(metrics), "--expect-ranks", str(ranks), "--status-dir", str(tmp)]
-        env = configure_neuron_environment(dict(os.environ))
-        env["PYTHONUNBUFFERED"] = "1"
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=config.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
+    Everything :func:`~bmtk_scaling.run.preflight.plan_run` checks is refused before any rank starts.
+    The ranks write into a fresh hidden folder beside ``output_dir``, which replaces the last output
+    only when the run succeeded: a failed, stopped or timed-out run costs nothing already there.
+    """
+    timeout = check_timeout(timeout)
+    prefix = launch_command(launcher, ranks) if isinstance(ranks, int) and ranks >= 1 else None
+    plan = plan_run(config, ranks)
+    config = plan.config
+    with exclusive_lock(plan.output_dir):
+        check_output_location(load_config(config), plan.output_dir)  # again, now that no other run can write it
+        staging = begin_staging(plan.output_dir, kind="run output")
+        scratch = staging.folder / ".bmtk-scaling-run"  # metrics and per-rank phases; removed before commit
+        scratch.mkdir()
         try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            raise RunFailed(f"{config.name} on {ranks} rank(s) did not finish within {timeout:g} s and was stopped; "
-                            + _unfinished_ranks(tmp, ranks)) from None
-        except BaseException:  # Ctrl-C or a signal: the ranks run in their own session, so stop them too
-            _kill_group(proc)
+            data, wall = _launch(prefix, config, ranks, timeout, quiet, staging.folder, scratch)
+            shutil.rmtree(scratch)
+            staging.commit()
+        except BaseException:
+            staging.abort()
             raise
-        wall = time.perf_counter() - t0
-        if not quiet:
-            sys.stdout.write(out)
-        if proc.returncode != 0:
-            raise RunFailed(_failure_message(config, ranks, proc.returncode, out, err, tmp))
-        if not metrics.is_file():
-            raise RunFailed(f"{config.name}: mpiexec exited 0 but rank 0 wrote no metrics; output:\n"
-                            + _tail(out + err))
-        data = json.loads(metrics.read_text())
-
-    spikes_file = spikes_path(config)
-    spikes = read_spikes(spikes_file)
+    spikes = read_spikes(plan.spikes_file)
     return RunResult(config=str(config), ranks=ranks, engine=data["engine"], neuron_loop=data["neuron_loop"],
-                     wall_s=wall, spikes_file=str(spikes_file), spike_count=len(spikes), per_rank=data["ranks"])
+                     wall_s=wall, spikes_file=str(plan.spikes_file), spike_count=len(spikes), per_rank=data["ranks"])
+
+
+def _launch(prefix: list[str], config: Path, ranks: int, timeout: float, quiet: bool, out_dir: Path,
+            scratch: Path) -> tuple[dict, float]:
+    """Start the ranks, wait for them (or stop them), and return rank 0's metrics and the wall time."""
+    metrics = scratch / "metrics.json"
+    cmd = [*prefix, sys.executable, "-m", "bmtk_scaling.run.rank_main", str(config), "--metrics", str(metrics),
+           "--expect-ranks", str(ranks), "--status-dir", str(scratch), "--output-dir", str(out_dir)]
+    env = configure_neuron_environment(dict(os.environ))
+    env["PYTHONUNBUFFERED"] = "1"
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=config.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise RunFailed(f"{config.name} on {ranks} rank(s) did not finish within {timeout:g} s and was stopped; "
+                        + _unfinished_ranks(scratch, ranks)) from None
+    except BaseException:  # Ctrl-C or a signal: the ranks run in their own session, so stop them too
+        _kill_group(proc)
+        raise
+    wall = time.perf_counter() - t0
+    if not quiet:
+        sys.stdout.write(out)
+    if proc.returncode != 0:
+        raise RunFailed(_failure_message(config, ranks, proc.returncode, out, err, scratch))
+    if not metrics.is_file():
+        raise RunFailed(f"{config.name}: mpiexec exited 0 but rank 0 wrote no metrics; output:\n" + _tail(out + err))
+    return json.loads(metrics.read_text()), wall
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

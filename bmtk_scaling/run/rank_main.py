@@ -13,6 +13,7 @@ file per rank naming its current phase so a hung run can be reported rank by ran
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -39,8 +40,19 @@ class _RankStatus:
 
 
 def run_bionet(config: Path, metrics: Path | None = None, expect_ranks: int | None = None,
-               status_dir: Path | None = None) -> None:
-    """Build the network of ``config`` with bionet and simulate it (one MPI rank or many)."""
+               status_dir: Path | None = None, output_dir: Path | None = None) -> None:
+    """Build the network of ``config`` with bionet and simulate it (one MPI rank or many).
+
+    ``output_dir``: where this run writes (the runner's fresh folder). Without it (``python
+    run_bionet.py CONFIG``), rank 0 checks the config as the runner does, stages the outputs in a fresh
+    folder and puts it in place of the config's output_dir only when every rank has finished.
+    """
+    with contextlib.ExitStack() as stack:
+        _run(config, metrics, expect_ranks, status_dir, output_dir, stack)
+
+
+def _run(config: Path, metrics: Path | None, expect_ranks: int | None, status_dir: Path | None,
+         output_dir: Path | None, stack: contextlib.ExitStack) -> None:
     t_start = time.perf_counter()
     configure_neuron_environment()
     # SONATA resolves relative paths against the config's folder, bmtk against the working directory.
@@ -60,6 +72,13 @@ def run_bionet(config: Path, metrics: Path | None = None, expect_ranks: int | No
             f"NEURON sees {nhost} rank(s) but {expect_ranks} were launched: it did not load MPI and fell back "
             f"to serial (MPI_LIB_NRN_PATH={os.environ.get('MPI_LIB_NRN_PATH')!r})"
         )
+    staging = None
+    if output_dir is None:  # run directly, not by the runner: check and stage here (rank 0 for every rank)
+        path = None
+        if rank == 0:
+            staging = _stage_outputs(config, nhost, stack)
+            path = str(staging.folder)
+        output_dir = Path(pc.py_broadcast(path, 0))
     from bmtk.simulator import bionet
 
     import bmtk_scaling.bionet.cell_drive  # noqa: F401  (registers the attach_drive cell processor)
@@ -69,7 +88,7 @@ def run_bionet(config: Path, metrics: Path | None = None, expect_ranks: int | No
     from bmtk_scaling.environment import require_gpu_support
     from bmtk_scaling.sonata.configs import resolved_for_bmtk
 
-    conf = bionet.Config.from_dict(resolved_for_bmtk(config), validate=True)
+    conf = bionet.Config.from_dict(resolved_for_bmtk(config, Path(output_dir).absolute()), validate=True)
     settings = read_settings(conf, where=str(config))  # refused here, before any cell is built
     if settings.engine.gpu:
         require_gpu_support()
@@ -107,6 +126,20 @@ def run_bionet(config: Path, metrics: Path | None = None, expect_ranks: int | No
                    "ranks": sorted(gathered, key=lambda m: m["rank"])}
         write_text_atomic(metrics, json.dumps(summary, indent=2) + "\n")
     pc.barrier()
+    if staging is not None:
+        staging.commit()
+
+
+def _stage_outputs(config: Path, nhost: int, stack: contextlib.ExitStack):
+    """The runner's checks and output staging, for a run started without the runner (rank 0 only)."""
+    from bmtk_scaling.atomic import begin_staging, exclusive_lock
+    from bmtk_scaling.run.preflight import plan_run
+
+    plan = plan_run(config, nhost)
+    stack.enter_context(exclusive_lock(plan.output_dir))
+    staging = begin_staging(plan.output_dir, kind="run output")
+    stack.callback(lambda: staging.folder.exists() and staging.abort())  # left only if the run failed
+    return staging
 
 
 def _current_rss_mib() -> float:
@@ -124,12 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", type=Path, help="write per-rank timings and memory to this JSON file")
     parser.add_argument("--expect-ranks", type=int, help="fail unless NEURON sees exactly this many MPI ranks")
     parser.add_argument("--status-dir", type=Path, help="folder for per-rank phase files")
+    parser.add_argument("--output-dir", type=Path, help="write the outputs here (the runner's fresh folder)")
     args = parser.parse_args(argv)
     if not args.config.is_file():
         print(f"error: simulation config {args.config} not found", file=sys.stderr)
         return 2
     try:
-        run_bionet(args.config, metrics=args.metrics, expect_ranks=args.expect_ranks, status_dir=args.status_dir)
+        run_bionet(args.config, metrics=args.metrics, expect_ranks=args.expect_ranks, status_dir=args.status_dir,
+                   output_dir=args.output_dir)
     except Exception as err:  # one line the runner can attribute to this rank, then the traceback
         rank = os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))
         print(f"{FAILURE_TAG} {rank}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)

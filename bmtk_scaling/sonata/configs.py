@@ -8,6 +8,7 @@ config's folder, so both agree for the configs the builders write.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -60,12 +61,19 @@ class LoadedConfig:
 def load_config(path: str | Path) -> LoadedConfig:
     """Read a JSON config and resolve its manifest; raise ConfigError naming the problem."""
     path = Path(path).expanduser().absolute()
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.json"))
+        hint = f" it holds {', '.join(found[:6])}" if found else " it holds no .json file"
+        raise ConfigError(f"{path} is a folder, not a config file:{hint}; give the simulation config itself, "
+                          "e.g. FOLDER/simulation_config.json")
     if not path.is_file():
         raise ConfigError(f"config {path} not found")
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"config {path} is not valid JSON: {err}") from err
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror or err}") from err
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must hold a JSON object")
     return LoadedConfig(path=path, data=data, variables=_manifest(data.get("manifest") or {}, path))
@@ -137,7 +145,7 @@ def _substitute(node: Any, loaded) -> Any:
     return node
 
 
-def resolved_for_bmtk(config_path: Path) -> dict[str, Any]:
+def resolved_for_bmtk(config_path: Path, out_dir: Path | None = None) -> dict[str, Any]:
     """A simulation config with its circuit config merged in and every manifest path made absolute.
 
     SONATA takes relative manifest paths against each config's own folder; bmtk takes them against
@@ -154,16 +162,69 @@ def resolved_for_bmtk(config_path: Path) -> dict[str, Any]:
     section = resolved.get("bmtk_scaling") or {}
     if isinstance(section, dict) and section.get("partition"):
         section["partition"] = str(sim.resolve(section["partition"]))
+    if out_dir is not None:  # where this run writes (a fresh folder the runner swaps into place on success)
+        configured = output_dir(sim)
+        output = resolved.setdefault("output", {})
+        output["output_dir"] = str(out_dir)
+        output["spikes_file"] = str(spikes_path(sim, out_dir))
+        for report in (resolved.get("reports") or {}).values():  # report files named through $OUTPUT_DIR too
+            name = report.get("file_name") if isinstance(report, dict) else None
+            if isinstance(name, str) and Path(name).is_absolute() and configured in Path(name).parents:
+                report["file_name"] = str(out_dir / Path(name).relative_to(configured))
     resolved["config_path"] = str(sim.path)
     resolved["config_dir"] = str(sim.path.parent)
     return resolved
 
 
-def spikes_path(config_path: Path) -> Path:
-    """The spike file a simulation config writes (``output.output_dir`` / ``output.spikes_file``)."""
-    sim = load_config(config_path)
-    output = sim.data.get("output", {})
-    spikes = Path(output.get("spikes_file", "spikes.h5"))
-    if spikes.is_absolute() or "$" in str(spikes):
-        return sim.resolve(str(spikes))
-    return sim.resolve(output.get("output_dir", "output")) / spikes
+def output_dir(sim: LoadedConfig) -> Path:
+    """Where a simulation config's outputs go (``output.output_dir``; ``output/`` beside the config by default)."""
+    output = sim.data.get("output") or {}
+    if not isinstance(output, dict):
+        raise ConfigError(f"config {sim.path}: 'output' must be an object")
+    return sim.resolve(str(output.get("output_dir", "output")))
+
+
+def spikes_path(config_path: Path | LoadedConfig, out_dir: Path | None = None) -> Path:
+    """The spike file a simulation config writes (``output.spikes_file`` in ``output.output_dir``)."""
+    sim = config_path if isinstance(config_path, LoadedConfig) else load_config(config_path)
+    spikes = str((sim.data.get("output") or {}).get("spikes_file", "spikes.h5"))
+    if "$" in spikes or Path(spikes).is_absolute():
+        path = sim.resolve(spikes)
+        base = output_dir(sim)
+        if base not in path.parents:
+            raise ConfigError(f"config {sim.path}: output.spikes_file {path} lies outside output.output_dir {base}; "
+                              "name it relative to output_dir (e.g. spikes.h5)")
+        return (out_dir / path.relative_to(base)) if out_dir else path
+    return (out_dir or output_dir(sim)) / spikes
+
+
+def input_paths(sim: LoadedConfig) -> tuple[list[Path], list[Path]]:
+    """(input files, input folders) a simulation config reads: what an output folder must never hold or replace.
+
+    Files: the config, its circuit config, node and edge files, the partition map, spike inputs, node
+    sets. Folders: the components (mechanisms, templates, morphologies, ...).
+    """
+    files = [sim.path]
+    configs = [sim]
+    if isinstance(sim.data.get("network"), str):
+        circuit = load_config(sim.resolve(sim.data["network"]))
+        files.append(circuit.path)
+        configs.append(circuit)
+    folders = []
+    for cfg in configs:
+        for value in (cfg.data.get("components") or {}).values():
+            if isinstance(value, str):
+                folders.append(cfg.resolve(value))
+        if isinstance(cfg.data.get("node_sets_file"), str):
+            files.append(cfg.resolve(cfg.data["node_sets_file"]))
+    with contextlib.suppress(ConfigError):
+        net = network_files(sim.path)
+        files += [f for n in net.nodes for f in (n.nodes_file, n.node_types_file)]
+        files += [f for e in net.edges for f in (e.edges_file, e.edge_types_file)]
+    for entry in (sim.data.get("inputs") or {}).values():
+        if isinstance(entry, dict):
+            files += [sim.resolve(v) for k, v in entry.items() if k.endswith("_file") and isinstance(v, str)]
+    section = sim.data.get("bmtk_scaling") or {}
+    if isinstance(section, dict) and isinstance(section.get("partition"), str):
+        files.append(sim.resolve(section["partition"]))
+    return files, folders

@@ -16,6 +16,7 @@ point that failed) loses nothing it finished; ``max_points`` stops on purpose af
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bmtk_scaling.atomic import write_text_atomic
+from bmtk_scaling.atomic import MARKER, exclusive_lock, write_json, write_text_atomic, written_by_us
 from bmtk_scaling.errors import BmtkScalingError, SpecError, SweepStopped
 from bmtk_scaling.sweep.grid import NetworkPoint, Point, check_points, expand_points, gpu_problem
 from bmtk_scaling.sweep.records import (
@@ -85,7 +86,7 @@ def select_points(points: list[Point], point_list: Path | None, array_index: int
 def run_sweep(spec: SweepSpec, out_dir: Path | None = None, *, reduced: bool = False, max_points: int | None = None,
               keep_going: bool = False, point_list: Path | None = None, array_index: int | None = None,
               prepare_only: bool = False, collect_only: bool = False, launcher: str = "mpiexec",
-              progress: bool = True, points: list[Point] | None = None,
+              progress: bool = True, points: list[Point] | None = None, force: bool = False,
               echo: Callable[[str], None] = print) -> SweepOutcome:
     """Run (or resume) the sweep of ``spec`` into ``out_dir``; see the module docstring.
 
@@ -95,7 +96,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path | None = None, *, reduced: bool = F
     Points that this call runs on a GPU need GPU support here (a SpecError before anything runs).
     """
     if points is None:
-        points = expand_points(spec, reduced)
+        points = expand_points(spec, reduced, force=force)
         check_points(spec, points, local=False)  # GPU support is checked below, for the points that run
     all_points = points
     points = select_points(all_points, point_list, array_index)
@@ -104,6 +105,18 @@ def run_sweep(spec: SweepSpec, out_dir: Path | None = None, *, reduced: bool = F
     todo = [] if collect_only else [p for p in points if p.id not in done]
     if not prepare_only and (gpu := gpu_problem(todo)):  # only the points this call runs need a GPU here
         raise SpecError(spec.source, [gpu])
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BmtkScalingError(f"--out {out_dir} is a file: give a folder for the sweep's results")
+    # One local sweep per results folder at a time; SLURM array tasks share it and lock each point instead.
+    with exclusive_lock(out_dir) if point_list is None else contextlib.nullcontext():
+        return _execute(spec, out_dir, points, all_points, done, todo, max_points=max_points, keep_going=keep_going,
+                        prepare_only=prepare_only, launcher=launcher, progress=progress, echo=echo,
+                        array_task=point_list is not None)
+
+
+def _execute(spec: SweepSpec, out_dir: Path, points: list[Point], all_points: list[Point], done: set[str],
+             todo: list[Point], *, max_points: int | None, keep_going: bool, prepare_only: bool, launcher: str,
+             progress: bool, echo: Callable[[str], None], array_task: bool) -> SweepOutcome:
     _claim(out_dir, spec)
     outcome = SweepOutcome(out_dir=out_dir, total=len(points), skipped=len(done), ran=0)
     echo(f"sweep {spec.name}: {len(points)} points, {len(done)} already finished, {len(todo)} to run -> {out_dir}")
@@ -140,7 +153,7 @@ def run_sweep(spec: SweepSpec, out_dir: Path | None = None, *, reduced: bool = F
     finished = {p.id for p in points if read_point(out_dir, p.id) is not None}
     outcome.remaining = len(points) - len(finished)
     outcome.csv = assemble_csv(out_dir, all_points)
-    outcome.complete = bool(finished) and point_list is None and not stopped_on_purpose  # report it then
+    outcome.complete = bool(finished) and not array_task and not stopped_on_purpose  # report it then
     return outcome
 
 
@@ -169,6 +182,8 @@ def _claim(out_dir: Path, spec: SweepSpec) -> None:
         raise BmtkScalingError(f"{out_dir} exists and is not a sweep results folder (no {SPEC_COPY}): "
                                "choose another --out")
     write_text_atomic(copy, spec.text)
+    if not written_by_us(out_dir):
+        write_json(out_dir / MARKER, {"written_by": "bmtk-scaling", "kind": "sweep results", "sweep": spec.name})
 
 
 def _work(point: Point) -> float:
@@ -247,11 +262,15 @@ class _PointRunner:
         return config, net, metrics
 
     def run(self, point: Point) -> None:
+        started = time.time()
+        with exclusive_lock(self.out_dir / "runs" / point.id):  # array tasks of one sweep share the folder
+            self._run(point, started)
+
+    def _run(self, point: Point, started: float) -> None:
         from bmtk_scaling.run.launcher import run_config
         from bmtk_scaling.run.result import result_to_dict
         from bmtk_scaling.sonata.spikes import read_spikes
 
-        started = time.time()
         config, net, metrics = self.prepare(point)
         result = run_config(config, point.ranks, timeout=self.spec.timeout_s, launcher=self.launcher)
         spikes = read_spikes(Path(result.spikes_file))

@@ -17,7 +17,15 @@ from typing import Any
 
 from bmtk_scaling.config.settings import Engine
 from bmtk_scaling.errors import BmtkScalingError
-from bmtk_scaling.sweep.spec import Grid, NetworkEntry, SpecError, SweepSpec, builder_parameters, read_spec
+from bmtk_scaling.sweep.spec import (
+    MAX_POINTS,
+    Grid,
+    NetworkEntry,
+    SpecError,
+    SweepSpec,
+    builder_parameters,
+    read_spec,
+)
 from network_builders.registry import BUILDERS
 
 CHECK_DRAW_MAX_EDGES = 5_000_000  # networks up to this size are drawn (no files, < 1 s) to check their parameters
@@ -78,15 +86,39 @@ class Point:
         return f"r{self.ranks}_t{self.threads}" + ("_gpu" if self.gpu else "")
 
 
-def expand_points(spec: SweepSpec, reduced: bool = False) -> list[Point]:
+def count_points(spec: SweepSpec, reduced: bool = False) -> int:
+    """How many points the spec has (duplicates counted), without making them."""
+    total = 0
+    for grid in _grids(spec, reduced):
+        shapes = sum(1 for r in grid.ranks for t in grid.threads
+                     if grid.total_cores is None or r * t in grid.total_cores)
+        per_size = len(grid.seeds) * shapes * len(grid.strategies) * len(grid.engines) * grid.repeats
+        for entry in spec.networks:
+            if entry.valid and (grid.networks is None or entry.name in grid.networks):
+                total += len((entry.reduced_sizes if reduced else entry.sizes) or []) * per_size
+    return total
+
+
+def _grids(spec: SweepSpec, reduced: bool) -> list[Grid]:
+    if not reduced:
+        return spec.grids
+    missing = [n.name for n in spec.networks if n.reduced_sizes is None]
+    if missing:
+        raise SpecError(spec.source, [f"--reduced needs reduced_sizes for network(s) {missing}"])
+    return [_override(g, spec.reduced_axes) for g in spec.grids]
+
+
+def expand_points(spec: SweepSpec, reduced: bool = False, force: bool = False) -> list[Point]:
     """Every point of the spec in run order (repeat, grid, network, size, seed, ranks, threads, strategy,
-    engine: points compared with each other run close in time); duplicates dropped."""
-    grids = spec.grids
-    if reduced:
-        missing = [n.name for n in spec.networks if n.reduced_sizes is None]
-        if missing:
-            raise SpecError(spec.source, [f"--reduced needs reduced_sizes for network(s) {missing}"])
-        grids = [_override(g, spec.reduced_axes) for g in grids]
+    engine: points compared with each other run close in time); duplicates dropped.
+
+    More than ``MAX_POINTS`` points are refused (counted first, never made) unless ``force``.
+    """
+    grids = _grids(spec, reduced)
+    count = count_points(spec, reduced)
+    if count > MAX_POINTS and not force:
+        raise SpecError(spec.source, [f"the grid has {count:,} points, more than {MAX_POINTS:,}: shrink the axes or "
+                                      "sizes, or pass --force to expand them anyway"])
     points, seen = [], set()
     for repeat in range(max(g.repeats for g in grids)):  # outermost: a disturbed minute hits one repeat only
         for gi, grid in enumerate(grids):
@@ -125,13 +157,14 @@ def _grid_points(entry: NetworkEntry, size: dict, size_index: int, grid_index: i
         yield Point(net, ranks, threads, strategy, Engine(engine), repeat, size_index, grid_index)
 
 
-def load_points(path, reduced: bool = False, local: bool = True) -> tuple[SweepSpec, list[Point]]:
+def load_points(path, reduced: bool = False, local: bool = True, force: bool = False
+                ) -> tuple[SweepSpec, list[Point]]:
     """Read a spec and expand its points; one SpecError names every problem of both (nothing has run)."""
     spec, problems = read_spec(path)
     if spec is None:
         raise SpecError(str(path), problems)
     try:
-        points = expand_points(spec, reduced)
+        points = expand_points(spec, reduced, force=force)
     except SpecError as err:
         raise SpecError(spec.source, problems + err.problems) from None
     except (TypeError, ValueError, KeyError):  # axes too broken to expand: their problems are listed already

@@ -34,6 +34,7 @@ fails on point 40 of 60 for a typo costs an afternoon.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ GRID_KEYS = {*AXES, "networks"}
 FIGURE_KEYS = {"name", "x", "y", "hue", "style", "ratio", "logx", "logy", "title", "caption"}
 SLURM_KEYS = {"partition", "account", "time", "prepare_time", "cores_per_node", "gpus_per_node", "qos", "constraint",
               "setup", "extra", "mpi_lib"}
+MAX_POINTS = 100_000  # more points than this are refused before they are expanded, unless forced
 DEFAULT_AXES: dict[str, Any] = {"ranks": [1], "threads": [1], "strategies": ["round_robin"], "engines": ["neuron"],
                                 "seeds": [0], "repeats": 1, "total_cores": None}
 
@@ -193,8 +195,9 @@ def _parse(text: str, source: str) -> tuple[SweepSpec | None, list[str]]:
     _unknown(reduced, set(AXES), "reduced", problems)
     _grid({**DEFAULT_AXES, **reduced}, "reduced", names, problems)  # its own values only
     timeout = raw.get("timeout_s", 3600.0)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        problems.append(f"timeout_s must be a positive number of seconds, got {timeout!r}")
+    if (isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout)
+            or timeout <= 0):
+        problems.append(f"timeout_s must be a positive, finite number of seconds, got {timeout!r}")
         timeout = 3600.0
     figures = _figures(raw.get("figures") or [], networks, problems)
     analyses = raw.get("analyses", list(ANALYSES))
@@ -270,6 +273,11 @@ def _sizes(raw: Any, builder: str, defaults: dict, where: str, problems: list[st
         return []
     if isinstance(raw, dict):
         lists = {k: v if isinstance(v, list) else [v] for k, v in raw.items()}
+        count = math.prod(len(v) for v in lists.values())
+        if count > MAX_POINTS:
+            problems.append(f"{where} is a product of {count:,} sizes, more than a sweep can hold ({MAX_POINTS:,}): "
+                            "list fewer values")
+            return []
         raw = [dict(zip(lists, combo, strict=True)) for combo in itertools.product(*lists.values())]
     if not isinstance(raw, list) or not raw or not all(isinstance(s, dict) for s in raw):
         problems.append(f"{where} must be a non-empty list of parameter mappings, e.g. [{{cells_per_assembly: 250}}]")
@@ -299,7 +307,9 @@ def _check_params(builder: str, params: dict, defaults: dict, where: str, proble
             problems.append(f"{where}: {key} must be {type(default).__name__ if default is not None else 'a number'}, "
                             f"got {value!r}")
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            if (key.startswith("p_") or key.endswith("_fraction")) and not 0 <= value <= 1:
+            if not math.isfinite(value):
+                problems.append(f"{where}: {key} must be a finite number, got {value!r}")
+            elif (key.startswith("p_") or key.endswith("_fraction")) and not 0 <= value <= 1:
                 problems.append(f"{where}: {key} must be a probability in [0, 1], got {value!r}")
             elif key in ("tstop", "dt", "delay") and value <= 0:
                 problems.append(f"{where}: {key} must be positive, got {value!r}")

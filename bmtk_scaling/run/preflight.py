@@ -1,0 +1,146 @@
+"""Everything checked before a single rank starts: bad input is refused here, in one line, not after the build.
+
+:func:`plan_run` reads a simulation config and checks, in order: it parses and names a network; the
+plugin's settings (the schema); the ``run`` section (finite, positive ``dt`` and ``tstop``); the
+network's files open and their edges point inside their populations, with finite delays and weights
+and no delay below ``dt``; the partition map fits the network and the rank count and leaves no rank
+empty; the mechanisms are compiled from their current mod files (recompiled where the plugin
+installed them), CoreNEURON's library too when the engine is CoreNEURON; GPU support for the GPU
+engine; and the output folder is one that may be written (:func:`check_output_location`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from bmtk_scaling.atomic import MARKER, written_by_us
+from bmtk_scaling.config.settings import Settings, read_settings
+from bmtk_scaling.errors import BmtkScalingError, ConfigError
+from bmtk_scaling.sonata.configs import LoadedConfig, input_paths, load_config, network_files, output_dir, spikes_path
+from bmtk_scaling.sonata.validate import check_network
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A simulation config that passed every check, and where its outputs go."""
+
+    config: Path
+    settings: Settings
+    output_dir: Path
+    spikes_file: Path  # where the spike file lies once the run succeeded
+    tstop: float
+    dt: float
+
+
+def plan_run(config: str | Path, ranks: int, check_output: bool = True) -> RunPlan:
+    """Check ``config`` for a run on ``ranks`` MPI ranks (see the module docstring); BmtkScalingError otherwise.
+
+    ``check_output=False`` leaves the output folder out (a config that is only derived from, not run).
+    """
+    if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
+        raise BmtkScalingError(f"ranks must be a positive integer, got {ranks!r}")
+    sim = load_config(config)
+    if not sim.is_simulation:
+        raise ConfigError(f"{sim.path} is not a simulation config (it has no 'run' section and names no 'network'): "
+                          "give the simulation config, e.g. simulation_config.json")
+    settings = read_settings(sim.data, where=str(sim.path))
+    tstop, dt = _run_section(sim)
+    files = network_files(sim.path)
+    summary = check_network(files)
+    if summary.min_delay is not None and summary.min_delay < dt:
+        raise ConfigError(f"the network's smallest synaptic delay is {summary.min_delay:g} ms, below dt = {dt:g} ms: "
+                          "NEURON cannot exchange spikes between ranks in less than one step; make every delay "
+                          ">= dt (or lower run.dt)")
+    if settings.partition is not None:
+        _check_partition(sim, settings, files, ranks)
+    mech_dir = _mechanisms_dir(sim)
+    if mech_dir is not None:
+        from bmtk_scaling.mechanisms import ensure_compiled
+
+        ensure_compiled(mech_dir, coreneuron=settings.engine.is_coreneuron)
+    if settings.engine.gpu:
+        from bmtk_scaling.environment import require_gpu_support
+
+        require_gpu_support()
+    out = output_dir(sim)
+    if check_output:
+        check_output_location(sim, out)
+    return RunPlan(config=sim.path, settings=settings, output_dir=out, spikes_file=spikes_path(sim), tstop=tstop,
+                   dt=dt)
+
+
+def check_timeout(timeout: float) -> float:
+    """A run's time limit: a positive, finite number of seconds (NaN would never fire, a negative one at once)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0:
+        raise BmtkScalingError(f"the timeout must be a positive, finite number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
+def check_output_location(sim: LoadedConfig, out: Path) -> None:
+    """Refuse an output folder that bmtk's clearing of it (or our replacing it) could cost the user anything.
+
+    Refused: the config's own folder, a folder that holds (or is) any input of the run, a folder
+    inside an input folder (components), and an existing folder with files this tool did not write.
+    """
+    out = Path(out).absolute()
+    where = f"output.output_dir {out} (of {sim.path.name})"
+    if out == sim.path.parent:
+        raise ConfigError(f"{where} is the config's own folder, which bmtk would empty before the run: give the "
+                          "outputs a folder of their own, e.g. \"output_dir\": \"$BASE_DIR/output\"")
+    files, folders = input_paths(sim)
+    for path in [*files, *folders]:
+        path = Path(path).absolute()
+        if path == out or out in path.parents:
+            raise ConfigError(f"{where} holds {path}, an input of this run, which bmtk would delete with the old "
+                              "outputs: give the outputs a folder of their own, e.g. $BASE_DIR/output")
+    for folder in folders:
+        if Path(folder).absolute() in out.parents:
+            raise ConfigError(f"{where} lies inside the input folder {folder}: give the outputs a folder of their own")
+    if out.exists():
+        if not out.is_dir():
+            raise ConfigError(f"{where} exists and is a file, not a folder: choose another output_dir")
+        if any(out.iterdir()) and not written_by_us(out):
+            raise ConfigError(f"{where} holds files bmtk-scaling did not write (no {MARKER} marker), so a run never "
+                              "replaces it: choose another output_dir, or empty that folder yourself")
+
+
+def _run_section(sim: LoadedConfig) -> tuple[float, float]:
+    run = sim.data.get("run")
+    if not isinstance(run, dict):
+        raise ConfigError(f"{sim.path}: the 'run' section (tstop, dt) is missing or not an object")
+    values = {}
+    for key in ("tstop", "dt"):
+        value = run.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            raise ConfigError(f"{sim.path}: run.{key} must be a positive, finite number of ms, got {value!r}")
+        values[key] = float(value)
+    if values["dt"] > values["tstop"]:
+        raise ConfigError(f"{sim.path}: run.dt = {values['dt']:g} ms is longer than run.tstop = {values['tstop']:g} ms")
+    return values["tstop"], values["dt"]
+
+
+def _check_partition(sim: LoadedConfig, settings: Settings, files, ranks: int) -> None:
+    from bmtk_scaling.partition.map_file import load_checked_map
+    from bmtk_scaling.sonata.graph import read_nodes
+
+    load_checked_map(sim.resolve(settings.partition), files, read_nodes(files), n_ranks=ranks)
+
+
+def _mechanisms_dir(sim: LoadedConfig) -> Path | None:
+    for cfg in _with_circuit(sim):
+        value = (cfg.data.get("components") or {}).get("mechanisms_dir")
+        if isinstance(value, str):
+            return cfg.resolve(value)
+    return None
+
+
+def _with_circuit(sim: LoadedConfig) -> list[LoadedConfig]:
+    out = [sim]
+    if isinstance(sim.data.get("network"), str):
+        out.append(load_config(sim.resolve(sim.data["network"])))
+    return out
+
+
+__all__ = ["RunPlan", "check_output_location", "check_timeout", "plan_run"]

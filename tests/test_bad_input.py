@@ -1,0 +1,357 @@
+"""Bad input, hostile but realistic, through the real CLI: a clear line, exit 2, nothing lost, nothing left.
+
+Each case runs ``bmtk-scaling`` in its own session in a temporary folder and checks the exit status,
+a one-line message naming the problem, the files before and after (nothing a user made changed,
+no ``.partial`` left), and that no process of the session is left running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+
+EXE = str(Path(sys.executable).parent / "bmtk-scaling")
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def _processes_of(tmp: Path) -> list[str]:
+    """Commands of the live processes that name ``tmp`` (the CLI, mpiexec, the ranks: each has a path under it).
+
+    Matched by command line, not by session: the runner starts the ranks in a session of their own.
+    """
+    alive, me = [], os.getpid()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.parent.name) == me or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue
+            cmd = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        if str(tmp) in cmd:
+            alive.append(cmd)
+    return alive
+
+
+def bmtk(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.Popen([EXE, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    out, err = proc.communicate(timeout=timeout)
+    time.sleep(0.2)
+    assert _processes_of(cwd) == [], "processes left behind"
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def refused(tmp: Path, *args: str, needle: str, cwd: Path | None = None, code: int = 2) -> str:
+    """Run a case that must be refused; check exit code, one error line naming it, and no file changed."""
+    before = _snapshot(tmp)
+    proc = bmtk(*args, cwd=cwd or tmp)
+    assert proc.returncode == code, proc.stdout[-2000:] + proc.stderr[-2000:]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and needle in lines[0], proc.stderr[-2000:]
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr.split("error:")[0]
+    after = _snapshot(tmp)
+    assert after == before, f"files changed: {sorted(set(after.items()) ^ set(before.items()))[:6]}"
+    assert not [p for p in tmp.rglob("*") if ".partial" in p.name]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    from network_builders import n_pairs
+
+    return n_pairs(tmp_path_factory.mktemp("pristine") / "net", n_pairs=4, tstop=20.0).path
+
+
+@pytest.fixture
+def net(pristine, tmp_path) -> Path:
+    """A fresh copy of a tiny network (its folder inside ``tmp_path``)."""
+    dest = tmp_path / "net"
+    shutil.copytree(pristine, dest, symlinks=True)
+    return dest
+
+
+def _edit(path: Path, **changes) -> None:
+    data = json.loads(path.read_text())
+    for dotted, value in changes.items():
+        node = data
+        *parents, leaf = dotted.split("__")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    path.write_text(json.dumps(data))
+
+
+# --- nothing a user made is deleted or replaced ----------------------------------------------------------------
+
+
+def test_a_config_without_a_network_deletes_nothing(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "c.json").write_text('{"foo": 1}')
+    refused(tmp_path, "run", "c.json", needle="is not a simulation config")
+
+
+def test_output_dir_that_is_the_network_folder(net, tmp_path):
+    _edit(net / "simulation_config.json", output__output_dir="$BASE_DIR")
+    refused(tmp_path, "run", str(net / "simulation_config.json"), needle="is the config's own folder")
+
+
+def test_output_dir_that_holds_an_input(net, tmp_path):
+    _edit(net / "simulation_config.json", output__output_dir="$BASE_DIR/..")
+    refused(tmp_path, "run", str(net / "simulation_config.json"), needle="an input of this run")
+
+
+def test_output_dir_with_files_we_did_not_write(net, tmp_path):
+    (net / "output").mkdir()
+    (net / "output" / "thesis.tex").write_text("years of work")
+    refused(tmp_path, "run", str(net / "simulation_config.json"), needle="did not write")
+
+
+@pytest.mark.mpi
+def test_a_map_for_other_ranks_costs_no_earlier_output(net, tmp_path):
+    cfg = str(net / "simulation_config.json")
+    assert bmtk("run", cfg, "--ranks", "2", cwd=tmp_path).returncode == 0
+    assert bmtk("partition", cfg, "--ranks", "3", "--strategy", "random", "--config-out", "m3.json",
+                cwd=tmp_path).returncode == 0
+    refused(tmp_path, "run", str(net / "m3.json"), "--ranks", "2", needle="made for 3 ranks")
+    assert (net / "output" / "spikes.h5").is_file()
+
+
+@pytest.mark.mpi
+def test_a_failing_run_keeps_the_last_good_output(net, tmp_path):
+    cfg = net / "simulation_config.json"
+    assert bmtk("run", str(cfg), cwd=tmp_path).returncode == 0
+    before = _snapshot(net / "output")
+    _edit(cfg, reports={"ecp": {"module": "extracellular", "electrode_positions": "$BASE_DIR/none.csv",
+                                "file_name": "ecp.h5"}})
+    proc = bmtk("run", str(cfg), cwd=tmp_path)
+    assert proc.returncode == 1 and "error:" in proc.stderr and "Traceback" not in proc.stderr.split("error:")[0]
+    assert _snapshot(net / "output") == before
+    assert not [p for p in net.rglob("*") if ".partial" in p.name]
+
+
+@pytest.mark.parametrize("target", ["network/pairs_nodes.h5", "circuit_config.json", "simulation_config.json"])
+def test_partition_out_never_replaces_an_input(net, tmp_path, target):
+    refused(tmp_path, "partition", str(net / "simulation_config.json"), "--ranks", "2", "--out", str(net / target),
+            "--overwrite", needle="an input of simulation_config.json")
+
+
+def test_configure_out_never_replaces_an_input(net, tmp_path):
+    refused(tmp_path, "configure", str(net / "simulation_config.json"), "--engine", "coreneuron", "--out",
+            str(net / "circuit_config.json"), "--overwrite", needle="an input of simulation_config.json")
+
+
+def test_overwrite_never_deletes_a_users_folder(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "data.csv").write_text("1,2,3")
+    refused(tmp_path, "build", "pairs", "--out", str(mine), "--overwrite", "--n-pairs", "2", needle="did not write")
+    csv = tmp_path / "results.csv"
+    csv.write_text("x\n1\n")
+    refused(tmp_path, "report", str(csv), "--out", str(mine), needle="lacks the columns")
+
+
+# --- checked before launch ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key,value,needle", [
+    ("run__dt", -0.1, "run.dt must be a positive, finite number"),
+    ("run__tstop", -10, "run.tstop must be a positive, finite number"),
+    ("run__dt", 2.0, "smallest synaptic delay is 1 ms, below dt = 2 ms"),
+    ("bmtk_scaling__coreneuron__nthread", -3, "bmtk_scaling.coreneuron.nthread"),
+    ("bmtk_scaling__synapses", "each", "bmtk_scaling.synapses"),
+    ("bmtk_scaling__mystery", 1, "unknown key 'bmtk_scaling.mystery'"),
+])
+def test_bad_run_sections(net, tmp_path, key, value, needle):
+    _edit(net / "simulation_config.json", **{key: value})
+    refused(tmp_path, "run", str(net / "simulation_config.json"), needle=needle)
+
+
+def test_edges_pointing_outside_their_population(net, tmp_path):
+    with h5py.File(net / "network" / "pairs_pairs_edges.h5", "r+") as h5:
+        h5["edges/pairs_to_pairs/target_node_id"][0] = 1000
+    refused(tmp_path, "run", str(net / "simulation_config.json"), needle="point outside it")
+
+
+def test_a_truncated_nodes_file(net, tmp_path):
+    nodes = net / "network" / "pairs_nodes.h5"
+    nodes.write_bytes(nodes.read_bytes()[:1000])
+    refused(tmp_path, "run", str(net / "simulation_config.json"), needle="cannot read the nodes file")
+
+
+def test_missing_compiled_mechanisms(net, tmp_path):
+    shutil.rmtree(next((net / "components" / "mechanisms").glob("x86_64*")))
+    refused(tmp_path, "run", str(net / "simulation_config.json"), needle="mechanisms")
+
+
+@pytest.mark.slow
+def test_a_mod_file_that_does_not_compile(net, tmp_path, tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("BMTK_SCALING_CACHE", str(tmp_path_factory.mktemp("cache")))  # a failed build is not cached
+    mod = net / "components" / "mechanisms" / "modfiles" / "rtm.mod"
+    mod.write_text(mod.read_text().replace("BREAKPOINT {", "BREAKPOINT { x = = 1"))
+    line = refused(tmp_path, "run", str(net / "simulation_config.json"), needle="nrnivmodl -coreneuron failed")
+    assert "nothing was replaced" in line
+
+
+def test_a_folder_given_as_config(net, tmp_path):
+    refused(tmp_path, "run", str(net), needle="is a folder, not a config file")
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_timeouts_must_be_positive_and_finite(net, tmp_path, value):
+    refused(tmp_path, "run", str(net / "simulation_config.json"), "--timeout", value, needle="timeout")
+
+
+def test_configure_of_a_config_that_names_no_network(tmp_path):
+    (tmp_path / "c.json").write_text('{"run": {"tstop": 10, "dt": 0.1}}')
+    refused(tmp_path, "configure", "c.json", "--engine", "coreneuron", "--out", "x.json", needle="names no network")
+
+
+def test_round_robin_with_more_ranks_than_cells(net, tmp_path):
+    refused(tmp_path, "partition", str(net / "simulation_config.json"), "--ranks", "50", "--strategy",
+            "round_robin", needle="8 cells cannot fill 50 ranks")
+
+
+# --- builders and sizes --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["ping", "--cross-weight", "nan"], "cross_weight must be a non-negative number"),
+    (["ping", "--g-ei", "inf"], "g_ei must be a non-negative number"),
+    (["pairs", "--delay", "0.01"], "delay 0.01 ms is shorter than dt"),
+    (["pairs", "--n-pairs", "100000000000"], "pass --force"),
+])
+def test_builders_refuse_before_allocating(tmp_path, args, needle):
+    refused(tmp_path, "build", *args, "--out", str(tmp_path / "out"), needle=needle)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_grid_of_five_million_points(tmp_path):
+    spec = tmp_path / "big.yaml"
+    spec.write_text(textwrap.dedent(f"""\
+        name: big
+        networks: [{{builder: pairs, sizes: [{{n_pairs: 2}}]}}]
+        ranks: {list(range(1, 101))}
+        seeds: {list(range(50_000))}
+    """))
+    t0 = time.perf_counter()
+    refused(tmp_path, "sweep", str(spec), "--list", needle="5,000,000 points")
+    assert time.perf_counter() - t0 < 30
+
+
+@pytest.mark.parametrize("option", ["--slurm", "--out"])
+def test_sweep_folders_that_are_files(tmp_path, option):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nnetworks: [{builder: pairs, sizes: [{n_pairs: 2}]}]\n")
+    (tmp_path / "FILE").write_text("x")
+    refused(tmp_path, "sweep", str(spec), option, str(tmp_path / "FILE"), needle="is a file")
+
+
+# --- reports -------------------------------------------------------------------------------------------------------
+
+COLUMNS = ["network", "network_key", "n_cells", "n_synapses", "ranks", "threads", "cores", "strategy", "engine",
+           "simulate_s", "total_s", "peak_rss_sum_mib"]
+
+
+@pytest.mark.parametrize("row,needle", [
+    (["p", "k", 8, 4, 1, 1, 1, "rr", "neuron", "nan", "nan", 100], "column 'simulate_s' has no finite value"),
+    (["p", "k", 8, 4, 0, 1, 0, "rr", "neuron", 1.0, 2.0, 100], "column 'ranks' must hold positive integers"),
+    (["p", "k", 8, 4, 1, 1, 1, "rr", "neuron", "fast", 2.0, 100], "column 'simulate_s' holds non-numbers"),
+    (None, "lacks the columns ['total_s']"),
+])
+def test_report_checks_its_columns(tmp_path, row, needle):
+    csv = tmp_path / "results.csv"
+    if row is None:
+        csv.write_text(",".join(c for c in COLUMNS if c != "total_s") + "\n" + ",".join(["1"] * 11) + "\n")
+    else:
+        csv.write_text(",".join(COLUMNS) + "\n" + ",".join(str(v) for v in row) + "\n")
+    refused(tmp_path, "report", str(csv), needle=needle)
+    assert not (tmp_path / "report").exists()
+
+
+# --- signals, stale partial folders, two writers --------------------------------------------------------------------
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([EXE, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _wait_for(predicate, proc: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "the command never reached the state the test waits for"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_during_build_leaves_nothing(tmp_path, signum):
+    proc = _start(["build", "ping", "--out", "big", "--cells-per-assembly", "2500"], tmp_path)
+    _wait_for(lambda: any(p.name.endswith(".partial") for p in tmp_path.iterdir()), proc)
+    os.killpg(proc.pid, signum) if signum == signal.SIGINT else proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err[-2000:]
+    assert "nothing partial left" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert _processes_of(tmp_path) == []
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_sigterm_to_run_stops_every_rank(tmp_path):
+    from network_builders import ping_assembly
+
+    net = ping_assembly(tmp_path / "ping", n_assemblies=2, cells_per_assembly=200, tstop=600_000.0).path
+    proc = _start(["run", str(net / "simulation_config.json"), "--ranks", "2"], tmp_path)
+    partials = lambda: [p for p in net.iterdir() if p.name.endswith(".partial")]  # noqa: E731
+    _wait_for(lambda: partials() and sum("rank_main" in c for c in _processes_of(tmp_path)) >= 2, proc)
+    time.sleep(2)  # the ranks are building or simulating
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    time.sleep(0.5)
+    assert _processes_of(tmp_path) == []  # mpiexec and both ranks are gone
+    assert not partials() and not (net / "output").exists()
+    assert not list(net.glob(".*lock"))
+
+
+@pytest.mark.slow
+def test_a_stale_partial_is_removed_by_the_next_build(tmp_path):
+    stale = tmp_path / ".out.dead.partial"
+    stale.mkdir()
+    (stale / ".bmtk-scaling").write_text("{}")  # left by a writer that was killed with SIGKILL
+    foreign = tmp_path / ".out.foreign.partial"
+    foreign.mkdir()  # not ours: never removed
+    proc = bmtk("build", "pairs", "--out", "out", "--n-pairs", "2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert not stale.exists() and foreign.exists() and (tmp_path / "out" / "simulation_config.json").is_file()
+
+
+@pytest.mark.slow
+def test_two_writers_of_one_folder(tmp_path):
+    first = _start(["build", "ping", "--out", "same", "--cells-per-assembly", "2500"], tmp_path)
+    _wait_for(lambda: (tmp_path / ".same.lock").exists(), first)
+    second = bmtk("build", "pairs", "--out", "same", "--n-pairs", "2", cwd=tmp_path)
+    assert second.returncode == 2 and "being written by another bmtk-scaling process" in second.stderr
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err[-2000:]
+    assert json.loads((tmp_path / "same" / "network_parameters.json").read_text())["kind"] == "ping_assembly"
