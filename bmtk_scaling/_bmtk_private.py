@@ -95,6 +95,23 @@ def rows_built_here(network: Any, rows: Mapping[str, Sequence[int]]) -> Iterator
         pops.update(original)
 
 
+@contextlib.contextmanager
+def only_edge_populations(network: Any, names: set[str]) -> Iterator[None]:
+    """While active, bionet's ``build_recurrent_edges`` builds only the edge populations named."""
+    pops = network._edge_populations
+    original = list(pops)
+    try:
+        pops[:] = [ep for ep in original if ep.name in names]
+        yield
+    finally:
+        pops[:] = original
+
+
+def build_cell(network: Any, node: Any, population: str) -> Any:
+    """One bionet cell of ``node`` (as ``build_nodes`` makes it), e.g. to measure a cell type."""
+    return network._build_cell(bionode=node, population_name=population)
+
+
 # --- bionet: what a rank built ----------------------------------------------------------------
 
 
@@ -132,29 +149,49 @@ def record_spike(spikes_module: Any, node_id: int, timestamp: float, population:
 
 @dataclass(frozen=True)
 class ReportPlan:
-    """What a bionet membrane/soma report records, as bmtk computed it for this simulation."""
+    """What a bionet report records, as bmtk's own ``initialize`` set it up for this simulation."""
 
     file_name: str
-    variable: str  # the report's name in the file (its first variable)
     variables: tuple[str, ...]  # recorded directly
     transforms: tuple[str, ...]  # variables bmtk would pass through a function each step
-    local_gids: tuple[int, ...]  # this rank's cells in the report, sorted
-    start_time: float
-    end_time: float
-    dt: float
     start_step: int
     end_step: float
     dt_step: int
+    recorder: Any  # bmtk's report writer, its cells and elements already added
+    elements: dict[int, list]  # gid -> the objects whose ``_ref_<variable>`` bmtk reads each step, in its order
 
 
-def report_plan(report: Any, sim: Any) -> ReportPlan:
-    """Let bmtk validate a report's times against the simulation and select its cells; return the result."""
-    report._set_valid_steps(sim)
-    report._get_gids(sim)
-    return ReportPlan(file_name=report._file_name, variable=report._report_name, variables=tuple(report._variables),
-                      transforms=tuple(report._transforms), local_gids=tuple(sorted(report._local_gids)),
-                      start_time=report._start_time, end_time=report._end_time, dt=report._dt,
-                      start_step=report._start_step, end_step=report._end_step, dt_step=report._dt_step)
+def initialize_report(report: Any, sim: Any) -> ReportPlan:
+    """Run bmtk's own ``initialize`` of a soma, membrane or netcon report, with one buffer for the whole run.
+
+    bmtk then knows the cells, sections and synapses it records and has added them to its writer;
+    the elements are returned in the order its ``step`` reads them, so recorded vectors fill the same
+    columns. A buffer as long as the run lets all samples be written in one block after psolve.
+    """
+    from bmtk.simulator.bionet import modules
+
+    block = sim._nsteps_block
+    sim._nsteps_block = max(int(block), int(sim.n_steps) + 1)
+    try:
+        report.initialize(sim)
+    finally:
+        sim._nsteps_block = block
+    elements: dict[int, list] = {}
+    for gid in sorted(report._local_gids):
+        cell = sim.net.get_cell_gid(gid)
+        if isinstance(report, modules.SomaReport):
+            elements[gid] = [cell.soma[0](0.5)]
+        elif isinstance(report, modules.NetconReport):
+            if gid in report._object_lookup:
+                elements[gid] = list(report._object_lookup[gid])
+        else:  # MembraneReport: the segments of the selected section types
+            types = cell.morphology.seg_props.type
+            elements[gid] = [seg for seg, kind in zip(cell.morphology.segments, types, strict=True)
+                             if kind in report._section_types]
+    return ReportPlan(file_name=report._file_name, variables=tuple(report._variables),
+                      transforms=tuple(getattr(report, "_transforms", ())), start_step=report._start_step,
+                      end_step=report._end_step, dt_step=report._dt_step, recorder=report._var_recorder,
+                      elements=elements)
 
 
 # --- builder: edges handed over as arrays -----------------------------------------------------

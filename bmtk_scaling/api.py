@@ -40,12 +40,16 @@ class PartitionResult:
 
 def partition_network(config: str | Path, ranks: int, strategy: str = "metis", *, seed: int = 0,
                       edge_weight: str = "synapses", out: str | Path | None = None,
-                      config_out: str | Path | None = None, overwrite: bool = False) -> PartitionResult:
+                      config_out: str | Path | None = None, overwrite: bool = False,
+                      cost: str = "auto") -> PartitionResult:
     """Place the cells of a network on ``ranks`` MPI ranks with ``strategy``; write the map file.
 
     ``config`` is the network's simulation or circuit config. ``out`` defaults to
     ``<network>/partitions/<strategy>_<ranks>.h5``; ``config_out`` also writes a new simulation config
-    that names the map. Existing files are replaced only with ``overwrite``.
+    that names the map. Existing files are replaced only with ``overwrite``. ``cost``: what a cell
+    weighs, ``synapses`` (1 + its synapses), ``measured`` (its type's NEURON complexity + its
+    synapses, one cell of each type built to measure it), or ``auto`` (measured where cells have
+    morphologies).
     """
     from bmtk_scaling.config.derive import config_out_path, refuse_input_target, write_config_with_partition
     from bmtk_scaling.errors import BmtkScalingError, PartitionError
@@ -67,11 +71,42 @@ def partition_network(config: str | Path, ranks: int, strategy: str = "metis", *
     if config_out is not None:
         config_out_path(config, config_out, overwrite)
     options = {"edge_weight": edge_weight} if strategy in METIS_STRATEGIES else {}
-    pmap = make_map(config, ranks, strategy, seed=seed, **options)
+    pmap = make_map(config, ranks, strategy, seed=seed, cell_costs=cell_costs(config, cost), **options)
     map_file = write_map(pmap, out, overwrite=overwrite)
     written = (write_config_with_partition(config, map_file, config_out, overwrite=overwrite)
                if config_out is not None else None)
     return PartitionResult(map_file=map_file, config=written, metrics=pmap.metrics)
+
+
+COST_MODELS = ("auto", "measured", "synapses")
+
+
+def cell_costs(config: str | Path, cost: str = "auto") -> dict | None:
+    """Each cell type's own cost for partitioning (see :func:`partition_network`); None: 1 per cell."""
+    import pandas as pd
+
+    from bmtk_scaling.errors import PartitionError
+    from bmtk_scaling.sonata.configs import network_files
+
+    files = network_files(config)
+    if cost not in COST_MODELS:
+        raise PartitionError(f"cost must be one of {COST_MODELS}, got {cost!r}")
+    if cost == "auto":
+        types = [pd.read_csv(nf.node_types_file, sep=" ") for nf in files.nodes]
+        cost = "measured" if any("morphology" in t and t["morphology"].notna().any() for t in types) else "synapses"
+    if cost == "synapses":
+        return None
+    from bmtk_scaling.bionet.complexity import measure_cell_costs
+    from bmtk_scaling.run.preflight import plan_run
+
+    plan = plan_run(config, 1, check_output=False) if _is_simulation(config) else None
+    return measure_cell_costs(Path(config), plan.mechanisms_dir if plan else None)
+
+
+def _is_simulation(config: str | Path) -> bool:
+    from bmtk_scaling.sonata.configs import load_config
+
+    return load_config(config).is_simulation
 
 
 def configure_simulation(config: str | Path, out: str | Path, *, overwrite: bool = False, **settings: Any) -> Path:

@@ -21,7 +21,7 @@ from bmtk.builder import NetworkBuilder
 from bmtk_scaling import mechanisms
 from bmtk_scaling.atomic import atomic_directory, check_output_dir, write_json
 from bmtk_scaling.errors import BmtkScalingError
-from bmtk_scaling.sonata.compat import add_spec_index_names, move_root_string_attributes
+from bmtk_scaling.sonata.compat import add_spec_index_names, move_root_string_attributes, sign_type_ids
 from network_builders import configs
 from network_builders.sparse_adaptor import EdgeList, sparse_network
 from network_builders.spec import NODE_COLUMNS, BuiltNetwork, NetworkSpec
@@ -78,7 +78,9 @@ def write_network(spec: NetworkSpec, out_dir: Path, overwrite: bool = False, com
         edges_file = net_dir / f"{spec.population}_{spec.population}_edges.h5"
         if spec.n_edges:
             add_spec_index_names(edges_file)
+            sign_type_ids(edges_file)
         move_root_string_attributes(net_dir / f"{spec.population}_nodes.h5")
+        sign_type_ids(net_dir / f"{spec.population}_nodes.h5")
         _check_node_order(spec, net_dir / f"{spec.population}_nodes.h5")
 
         _copy_components(tmp / "components")

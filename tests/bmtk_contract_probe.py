@@ -51,10 +51,13 @@ seen["cell_synapses"] = {int(nid): len(bp.cell_synapses(cell)) for nid, cell in 
 mods = bp.simulation_modules(sim)
 seen["module_types"] = sorted(type(m).__name__ for m in mods)
 report = next(m for m in mods if isinstance(m, modules.SomaReport))
-plan = bp.report_plan(report, sim)
-seen["report_plan"] = {**{k: getattr(plan, k) for k in ("variable", "start_time", "end_time", "dt", "start_step",
-                                                     "end_step", "dt_step", "file_name")},
-                       "variables": list(plan.variables), "local_gids": list(plan.local_gids)}
+plan = bp.initialize_report(report, sim)
+seen["report_plan"] = {**{k: getattr(plan, k) for k in ("start_step", "end_step", "dt_step", "file_name")},
+                       "variables": list(plan.variables), "elements": {g: len(e) for g, e in plan.elements.items()},
+                       "recorder_has_cells": hasattr(plan.recorder, "record_cell_block")}
+with bp.only_edge_populations(net, {"pairs_to_pairs"}):
+    seen["edge_populations_within"] = sorted(ep.name for ep in net._edge_populations)
+seen["edge_populations_after"] = sorted(ep.name for ep in net._edge_populations)
 bp.set_simulation_modules(sim, [m for m in mods if isinstance(m, modules.SpikesMod)])
 seen["modules_after_set"] = [type(m).__name__ for m in bp.simulation_modules(sim)]
 spikes_mod = bp.simulation_modules(sim)[0]

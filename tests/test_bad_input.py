@@ -196,9 +196,23 @@ def test_a_truncated_nodes_file(net, tmp_path):
     refused(tmp_path, "run", str(net / "simulation_config.json"), needle="cannot read the nodes file")
 
 
-def test_missing_compiled_mechanisms(net, tmp_path):
+@pytest.mark.slow
+def test_uncompiled_mechanisms_are_compiled_elsewhere(net, tmp_path):
+    """A mechanisms folder of mod files only is the user's: compiled into the cache, the folder left as it was."""
+    mechs = net / "components" / "mechanisms"
+    shutil.rmtree(next(mechs.glob("x86_64*")))
+    before = _snapshot(mechs)
+    proc = bmtk("run", str(net / "simulation_config.json"), "--ranks", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert _snapshot(mechs) == before
+
+
+def test_a_mechanism_no_mod_file_defines(net, tmp_path):
+    modfiles = net / "components" / "mechanisms" / "modfiles"
     shutil.rmtree(next((net / "components" / "mechanisms").glob("x86_64*")))
-    refused(tmp_path, "run", str(net / "simulation_config.json"), needle="mechanisms")
+    for mod in modfiles.glob("*.mod"):
+        mod.unlink()
+    refused(tmp_path, "run", str(net / "simulation_config.json"), needle="rtm")
 
 
 @pytest.mark.slow

@@ -79,13 +79,17 @@ def test_simulation_modules_and_set(seen):
     assert seen["modules_after_set"] == ["SpikesMod"]
 
 
-def test_report_plan(seen):
+def test_initialize_report(seen):
     plan = seen["report_plan"]
-    assert plan["variable"] == "v" and plan["variables"] == ["v"]
-    assert plan["local_gids"] == [0, 2, 3]
-    assert (plan["start_time"], plan["end_time"], plan["dt"]) == (0.0, 10.0, 0.05)
+    assert plan["variables"] == ["v"] and plan["recorder_has_cells"]
+    assert plan["elements"] == {"0": 1, "2": 1, "3": 1}  # one soma segment per local cell, in gid order
     assert (plan["start_step"], plan["end_step"], plan["dt_step"]) == (0, 400.0, 2)  # dt 0.025
     assert plan["file_name"].endswith("soma_v.h5")
+
+
+def test_only_edge_populations(seen):
+    assert seen["edge_populations_within"] == ["pairs_to_pairs"]
+    assert seen["edge_populations_after"] == ["inputs_to_pairs", "pairs_to_pairs"]
 
 
 def test_record_spike(seen):

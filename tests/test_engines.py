@@ -228,12 +228,12 @@ def test_coreneuron_file_mode_matches_neuron(ping):
     assert not (Path(files.spikes_file).parent / "coreneuron_files" / "coredat").exists()  # files cleaned up
 
 
-def test_file_mode_refuses_soma_reports(ping):
+def test_file_mode_refuses_reports(ping):
     cfg = derive_config(load_config(ping.simulation_config).data, engine="coreneuron", file_mode=True,
                         output_dir="$BASE_DIR/out_fm_report")
     cfg["reports"] = {"soma_v": {"cells": "all", "variable_name": "v", "module": "membrane_report",
                                  "sections": "soma", "type": "compartment", "dt": 0.1, "start_time": 0.0,
                                  "end_time": 300.0}}
     path = write_config(cfg, ping.simulation_config, ping.path / "fm_report.json", overwrite=True)
-    with pytest.raises(RunFailed, match="soma reports.*file mode"):
+    with pytest.raises(RunFailed, match="reports are recorded.*file mode"):
         run_config(path, 1)

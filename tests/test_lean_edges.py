@@ -56,21 +56,23 @@ def test_shared_is_identical_across_engines_and_ranks(ping):
     assert np.array_equal(ref, neuron3)
 
 
-def test_unsupported_edges_are_refused_with_a_pointer(ping, tmp_path):
+def test_edges_lean_cannot_build_go_through_bionet_with_a_note(ping, tmp_path):
+    """A weight function (here bmtk's wmax: the weight itself) sends the population to bionet's own
+    path; the run says so and its spikes are those of the lean run."""
     import h5py
 
-    from bmtk_scaling.errors import RunFailed
-
+    _, lean = _run(ping, "lean_ref", engine="neuron", synapses="shared")
     types = ping.path / "network" / "ping_ping_edge_types.csv"
     original = types.read_text()
     try:
         lines = original.splitlines()
         lines[0] += " weight_function"
-        lines[1:] = [line + " gaussianLL" for line in lines[1:]]
+        lines[1:] = [line + " wmax" for line in lines[1:]]
         types.write_text("\n".join(lines) + "\n")
-        with pytest.raises(RunFailed, match="weight functions.*synapses"):
-            _run(ping, "wf", engine="neuron", synapses="shared")
+        result, fallback = _run(ping, "wf", engine="neuron", synapses="shared")
     finally:
         types.write_text(original)
+    assert any("ping_to_ping" in n and "weight functions" in n for n in result.notes), result.notes
+    assert np.array_equal(lean, fallback)
     assert h5py.is_hdf5(ping.edges_file)
     assert json.loads(ping.simulation_config.read_text())["target_simulator"] == "NEURON"

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from neuron import h
 
-from bmtk_scaling._bmtk_private import cell_synapses, local_cells, virtual_populations
+from bmtk_scaling._bmtk_private import cell_synapses, local_cells, only_edge_populations, virtual_populations
 
 _LINEAR_SYNAPSES = {"exp2syn", "expsyn", "Exp2Syn", "ExpSyn"}
 
@@ -68,6 +68,7 @@ class AfferentEdges:
     delays: np.ndarray
     nsyns: np.ndarray
     types: pd.DataFrame  # indexed by edge_type_id: model_template, dynamics_params (file name)
+    unsupported: tuple[str, ...] = ()  # what lean instantiation does not handle here (then bionet builds them)
 
 
 def read_afferent_edges(edges_file: Path, edge_types_file: Path, local_targets: dict[str, np.ndarray]
@@ -86,9 +87,9 @@ def read_afferent_edges(edges_file: Path, edge_types_file: Path, local_targets: 
             weights = _column(pop, types, "syn_weight", type_ids, group_ids, group_index)
             delays = _column(pop, types, "delay", type_ids, group_ids, group_index)
             nsyns = _column(pop, types, "nsyns", type_ids, group_ids, group_index, default=1).astype(np.int64)
-            _check_supported(pop, types, np.unique(type_ids), name)
             out.append(AfferentEdges(name, src_pop, trg_pop, cols["source_node_id"], cols["target_node_id"],
-                                     type_ids, weights, delays, nsyns, types))
+                                     type_ids, weights, delays, nsyns, types,
+                                     _unsupported(pop, types, np.unique(type_ids))))
     return out
 
 
@@ -138,8 +139,9 @@ def _column(pop, types: pd.DataFrame, name: str, type_ids, group_ids, group_inde
     return values
 
 
-def _check_supported(pop, types: pd.DataFrame, used_types: np.ndarray, name: str) -> None:
-    sub = types.loc[used_types]
+def _unsupported(pop, types: pd.DataFrame, used_types: np.ndarray) -> tuple[str, ...]:
+    """What of an edge population's features lean instantiation does not handle (empty: it handles it)."""
+    sub = types.loc[[t for t in used_types if t in types.index]]
     problems = []
     if "weight_function" in sub.columns and sub["weight_function"].notna().any():
         problems.append("weight functions")
@@ -148,9 +150,10 @@ def _check_supported(pop, types: pd.DataFrame, used_types: np.ndarray, name: str
     for grp in (g for g in pop.values() if isinstance(g, h5py.Group) and g.name.split("/")[-1].isdigit()):
         if "afferent_section_id" in grp or "afferent_section_pos" in grp:
             problems.append("preselected synapse locations")
-    if problems:
-        raise NotImplementedError(f"edge population {name} uses {', '.join(problems)}, which lean instantiation "
-                                  "does not handle: set \"bmtk_scaling\": {\"synapses\": \"bmtk\"}")
+            break
+    if "model_template" in sub.columns and sub["model_template"].isna().any():
+        problems.append("connections straight onto point neurons (no synapse model)")
+    return tuple(problems)
 
 
 class LeanEdgeBuilder:
@@ -177,6 +180,24 @@ class LeanEdgeBuilder:
             self._params[file_name] = json.loads((self.models_dir / file_name).read_text())
         return self._params[file_name]
 
+    def target_problems(self, edges: AfferentEdges, cells: dict) -> list[str]:
+        """Why this rank's target cells of ``edges`` cannot take lean synapses (empty: they can)."""
+        problems = []
+        for tid in np.unique(edges.target_ids).tolist():
+            hobj = getattr(cells[int(tid)], "hobj", None)
+            if hobj is None or not hasattr(hobj, "soma"):
+                problems.append("targets without a soma section (point neurons)")
+                break
+            if sum(sec.nseg for sec in hobj.all) != 1:
+                problems.append("multi-compartment targets")
+                break
+        if self.mode == "shared" and edges.target_ids.size:
+            template = edges.types["model_template"].reindex(np.unique(edges.type_ids))
+            bad = sorted(set(template.dropna().astype(str)) - _LINEAR_SYNAPSES)
+            if bad:
+                problems.append(f"synapse models {bad} not known to be linear (shared synapses)")
+        return problems
+
     def connect(self, edges: AfferentEdges, cells: dict) -> None:
         """Create the synapses and NetCons of ``edges``; ``cells`` maps target node id -> bionet cell."""
         if edges.target_ids.size == 0:
@@ -189,11 +210,6 @@ class LeanEdgeBuilder:
         template = types["model_template"].to_numpy()
         dynamics = types["dynamics_params"].to_numpy()
         type_key, _ = pd.factorize(pd.Series(template).astype(str) + "|" + pd.Series(dynamics).astype(str))
-        if self.mode == "shared":
-            bad = set(template[np.unique(type_pos)]) - _LINEAR_SYNAPSES
-            if bad:
-                raise NotImplementedError(f"synapse models {sorted(bad)} are not known to be linear, so they cannot "
-                                          "be shared: set \"bmtk_scaling\": {\"synapses\": \"per_edge\"}")
         if (edges.nsyns != 1).any():  # stock bionet makes nsyns synapses per edge: expand to one row each
             rep = edges.nsyns
             src_gids, type_pos = np.repeat(src_gids, rep), np.repeat(type_pos, rep)
@@ -255,6 +271,7 @@ class LeanEdgesMixin:
                                     for e in conf.get("networks", {}).get("edges", [])]
         network._synaptic_models_dir = Path(conf["components"]["synaptic_models_dir"])
         network.lean_builder = None
+        network.notes = []
         return network
 
     def connection_counts(self) -> tuple[int, int]:
@@ -274,10 +291,23 @@ class LeanEdgesMixin:
         by_population = local_cells(self)
         local = {pop: np.array(sorted(cells), dtype=np.int64) for pop, cells in by_population.items()}
         virtual = virtual_populations(self)
+        lean, fallback = [], {}
         for edges_file, types_file in self._lean_edge_files:
             for edges in read_afferent_edges(edges_file, types_file, local):
                 if edges.source_population in virtual:
                     continue  # spike-input edges: built by bionet's add_spike_trains, as before
-                builder.connect(edges, by_population[edges.target_population])
+                reasons = [*edges.unsupported, *builder.target_problems(edges, by_population[edges.target_population])]
+                # Every rank decides alike (a population is built one way on every rank), in file order.
+                if pc.allreduce(1.0 if reasons else 0.0, 2) > 0:
+                    fallback[edges.name] = sorted(set(reasons)) or ["another rank's cells"]
+                else:
+                    lean.append(edges)
+        for edges in lean:
+            builder.connect(edges, by_population[edges.target_population])
         self.lean_builder = builder
+        if fallback:
+            for name, reasons in fallback.items():
+                self.notes.append(f"edge population {name}: built by bionet, not lean ({', '.join(reasons)})")
+            with only_edge_populations(self, set(fallback)):
+                super().build_recurrent_edges(**kwargs)
         self.io.barrier()

@@ -1,9 +1,10 @@
 """Reports under psolve: recorded by NEURON itself (``Vector.record``) instead of read from Python each step.
 
-bmtk's reports read every recorded variable from Python after each time step, which ``pc.psolve``
-and CoreNEURON never call. :class:`RecordedSomaReport` takes over a bmtk soma report: it records
-the same variables with vectors set up before the run (NEURON fills them on both engines) and writes
-them through bmtk's own report writer afterwards, so the file is the one bmtk would have written.
+bmtk's soma, membrane and netcon (synapse) reports read every recorded variable from Python after
+each time step, which ``pc.psolve`` and CoreNEURON never call. :class:`RecordedReport` takes over
+such a report: bmtk's own ``initialize`` chooses the cells, sections and synapses and sets up its
+writer; the same variables are then recorded with vectors set up before the run (NEURON fills them
+on both engines) and written through bmtk's writer afterwards, so the file is the one bmtk writes.
 """
 
 from __future__ import annotations
@@ -12,54 +13,53 @@ import numpy as np
 from bmtk.simulator.bionet import modules
 from neuron import h
 
-from bmtk_scaling._bmtk_private import report_plan
+from bmtk_scaling._bmtk_private import initialize_report
 
 pc = h.ParallelContext()
 
+RECORDABLE = (modules.SomaReport, modules.MembraneReport, modules.NetconReport)
 
-class RecordedSomaReport:
-    """A bmtk ``SomaReport`` recorded with ``Vector.record`` (see the module docstring).
+
+class RecordedReport:
+    """A bmtk soma, membrane or netcon report recorded with ``Vector.record`` (see the module docstring).
 
     Sample k of bmtk's report is the state after step k+1, i.e. index k+1 of the recorded vector.
     """
 
-    def __init__(self, report: modules.SomaReport) -> None:
+    def __init__(self, report) -> None:
         self.report = report
-        self._recorder = None
-        self._vectors: dict[int, tuple] = {}
         self._plan = None
+        self._vectors: dict[int, list] = {}
 
     def initialize(self, sim) -> None:
-        plan = self._plan = report_plan(self.report, sim)
+        plan = self._plan = initialize_report(self.report, sim)
         if plan.transforms:
-            raise NotImplementedError("transforms in soma reports are not supported with psolve/CoreNEURON")
-        n_steps = int(round((plan.end_time - plan.start_time) / plan.dt))
-        self._recorder = modules.record_cellvars.MembraneRecorder(
-            plan.file_name, mode="w", variable=plan.variable, buffer_size=max(1, n_steps),
-            tstart=plan.start_time, tstop=plan.end_time, dt=plan.dt,
-        )
-        for gid in plan.local_gids:
-            pop_id = sim.net.gid_pool.get_pool_id(gid)
-            self._recorder.add_cell(pop_id.node_id, population=pop_id.population, element_ids=[0], element_pos=[0.5])
-            soma = sim.net.get_cell_gid(gid).soma[0](0.5)
-            vecs = []
-            for var in plan.variables:
+            raise NotImplementedError("transforms in reports are not supported with psolve/CoreNEURON; remove "
+                                      "them or run with \"bmtk_scaling\": {\"neuron_loop\": \"bmtk\"}")
+        if len(plan.variables) != 1:
+            raise NotImplementedError(f"a report of {len(plan.variables)} variables ({list(plan.variables)}) under "
+                                      "psolve: give each variable a report of its own")
+        var = plan.variables[0]
+        for gid, objects in plan.elements.items():
+            vectors = []
+            for obj in objects:
                 vec = h.Vector()
-                vec.record(getattr(soma, f"_ref_{var}"))
-                vecs.append(vec)
-            self._vectors[gid] = (pop_id, vecs)
-        self._recorder.initialize()
+                vec.record(getattr(obj, f"_ref_{var}"))
+                vectors.append(vec)
+            self._vectors[gid] = vectors
 
     def collect(self, sim) -> None:
         """Copy the recorded vectors into bmtk's report writer (after the run)."""
         plan = self._plan
         steps = np.arange(plan.start_step, int(round(plan.end_step)), plan.dt_step) + 1
-        for pop_id, vecs in self._vectors.values():
-            for vec in vecs:
-                self._recorder.record_cell_block(pop_id.node_id, vec.as_numpy()[steps], 0, steps.size,
-                                                 population=pop_id.population)
-        self._recorder.flush()
+        for gid, vectors in self._vectors.items():
+            if not vectors:
+                continue
+            pop_id = sim.net.gid_pool.get_pool_id(gid)
+            values = np.column_stack([vec.as_numpy()[steps] for vec in vectors])
+            plan.recorder.record_cell_block(pop_id.node_id, values if values.shape[1] > 1 else values[:, 0], 0,
+                                            steps.size, population=pop_id.population)
+        plan.recorder.flush()
 
     def finalize(self, sim) -> None:
-        pc.barrier()
-        self._recorder.close()
+        self.report.finalize(sim)

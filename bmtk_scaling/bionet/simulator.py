@@ -5,7 +5,7 @@ after every step; CoreNEURON cannot run that, and enabling it before the stock r
 plain NEURON. :class:`ScalingBioSimulator` keeps everything bmtk builds (cells, synapses, inputs,
 spike recording) and replaces only the time loop: ``finitialize`` then ``psolve`` on NEURON or on
 CoreNEURON, chosen by the config's ``target_simulator``. Per-step Python modules are replaced by
-recordings set up before the run (soma reports, :mod:`reports`) or refused with a clear message.
+recordings set up before the run (soma, membrane and synapse reports, :mod:`reports`) or refused with a clear message.
 
 ``"bmtk_scaling": {"neuron_loop": "bmtk"}`` keeps stock bmtk's own ``h.run`` loop on NEURON, so the
 two can be compared on the same model.
@@ -22,7 +22,7 @@ from neuron import h
 
 from bmtk_scaling._bmtk_private import record_spike, set_simulation_modules, simulation_modules
 from bmtk_scaling.bionet.coreneuron_files import run_file_mode
-from bmtk_scaling.bionet.reports import RecordedSomaReport
+from bmtk_scaling.bionet.reports import RECORDABLE, RecordedReport
 from bmtk_scaling.config.settings import Settings, read_settings
 from bmtk_scaling.mechanisms import export_coreneuron_library
 from bmtk_scaling.sonata.spikes import fix_spike_file
@@ -50,14 +50,14 @@ class ScalingBioSimulator(BioSimulator):
         sim.output_dir = Path(config.output_dir)
         if settings.uses_psolve:
             set_simulation_modules(sim, [sim._psolve_module(mod) for mod in simulation_modules(sim)])
-        if settings.uses_file_mode and any(isinstance(m, RecordedSomaReport) for m in simulation_modules(sim)):
-            raise NotImplementedError("soma reports are recorded in NEURON's memory, which CoreNEURON file mode "
+        if settings.uses_file_mode and any(isinstance(m, RecordedReport) for m in simulation_modules(sim)):
+            raise NotImplementedError("reports are recorded in NEURON's memory, which CoreNEURON file mode "
                                       "frees before the run: remove the report or set coreneuron.file_mode false")
         return sim
 
     def _psolve_module(self, mod):
-        if type(mod) is modules.SomaReport:
-            return RecordedSomaReport(mod)
+        if type(mod) in RECORDABLE:
+            return RecordedReport(mod)
         if isinstance(mod, _PSOLVE_SAFE):
             return mod
         raise NotImplementedError(
@@ -90,7 +90,7 @@ class ScalingBioSimulator(BioSimulator):
         for mod in simulation_modules(self):
             if isinstance(mod, modules.SpikesMod):
                 mod.block(self, (0, self.n_steps))
-            elif isinstance(mod, RecordedSomaReport):
+            elif isinstance(mod, RecordedReport):
                 mod.collect(self)
         self._finish(t1, t2)
 

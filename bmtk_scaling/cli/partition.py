@@ -16,6 +16,9 @@ def format_table(rows: list[dict]) -> str:
             f"{'min delay':>11}  cells per rank")
     lines = [head]
     for r in rows:
+        if "skipped" in r:
+            lines.append(f"{r['strategy']:<14}  skipped: {r['skipped']}")
+            continue
         delay = "-" if r["min_cross_rank_delay"] is None else f"{r['min_cross_rank_delay']:g} ms"
         cells = " ".join(str(c) for c in r["cells_per_rank"])
         lines.append(f"{r['strategy']:<14}{r['seconds']:>9.2f}{r['synapses_cut']:>14,}{100 * r['cut_fraction']:>7.2f}%"
@@ -53,10 +56,13 @@ def format_metrics(m) -> str:
               help="also write a NEW simulation config naming the map (a bare name goes beside CONFIG)")
 @click.option("--overwrite", is_flag=True, help="replace an existing map / config-out file")
 @click.option("--compare", is_flag=True, help="print every strategy side by side (writes nothing)")
+@click.option("--cost", type=click.Choice(["auto", "measured", "synapses"]), default="auto", show_default=True,
+              help="what a cell weighs: 1 + its synapses, or its type's NEURON complexity + its synapses "
+                   "(auto: measured where cells have morphologies)")
 def command(config: Path, n_ranks: int, strategy: str, seed: int, edge_weight: str, out: Path | None,
-            config_out: Path | None, overwrite: bool, compare: bool) -> None:
+            config_out: Path | None, overwrite: bool, compare: bool, cost: str) -> None:
     """Place the cells of a built network (CONFIG: its simulation or circuit config) on MPI ranks."""
-    from bmtk_scaling.api import partition_network
+    from bmtk_scaling.api import cell_costs, partition_network
     from bmtk_scaling.errors import BmtkScalingError
     from bmtk_scaling.partition.compare import compare_strategies
     from bmtk_scaling.partition.metrics import PartitionMetrics
@@ -66,13 +72,17 @@ def command(config: Path, n_ranks: int, strategy: str, seed: int, edge_weight: s
         if out is not None or config_out is not None:
             raise BmtkScalingError("--compare only prints; drop --out/--config-out, or drop --compare to write a map")
         graph = read_graph(config)
+        costs = cell_costs(config, cost)
+        if costs:
+            graph.set_cell_costs(costs)
+            click.echo("cell cost: each type's NEURON complexity (LoadBalance.cell_complexity) + its synapses")
         click.echo(f"{graph.n_vertices:,} cells, {graph.n_synapses:,} synapses on {n_ranks} ranks "
                    f"(seed {seed}, METIS edge weight: {edge_weight})")
         click.echo(format_table(compare_strategies(graph, n_ranks, seed, edge_weight)))
         return
     t0 = time.perf_counter()
     done = partition_network(config, n_ranks, strategy, seed=seed, edge_weight=edge_weight, out=out,
-                             config_out=config_out, overwrite=overwrite)
+                             config_out=config_out, overwrite=overwrite, cost=cost)
     click.echo(f"{strategy} on {n_ranks} ranks -> {done.map_file}  ({time.perf_counter() - t0:.1f} s)")
     click.echo(format_metrics(PartitionMetrics(**{k: v for k, v in done.metrics.items() if k != "cut_fraction"})))
     if done.config is not None:

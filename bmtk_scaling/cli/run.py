@@ -21,6 +21,8 @@ def command(config: Path, ranks: int, timeout: float, launcher: str, json_out: P
     from bmtk_scaling.run.result import result_to_dict
 
     result = run_config(config, ranks, timeout=timeout, launcher=launcher)
+    for note in result.notes:
+        click.echo(f"  note: {note}")
     for key, val in result.summary.items():
         click.echo(f"  {key:<18} {val:.3f}" if isinstance(val, float) else f"  {key:<18} {val}")
     click.echo(f"  spikes file        {result.spikes_file}")

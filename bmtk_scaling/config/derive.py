@@ -29,7 +29,7 @@ from bmtk_scaling.config.settings import (
     validate_settings,
 )
 from bmtk_scaling.errors import ConfigError
-from bmtk_scaling.sonata.configs import LoadedConfig, input_paths, load_config, network_files
+from bmtk_scaling.sonata.configs import LoadedConfig, input_paths, is_path_key, load_config, network_files
 from bmtk_scaling.sonata.graph import read_nodes
 
 
@@ -77,17 +77,45 @@ derive_config.__doc__ += "\n    Settings:\n\n" + "".join(f"    - ``{o.name}``: {
 
 
 def rebase_manifest(config: dict[str, Any], source_dir: Path, dest_dir: Path) -> dict[str, Any]:
-    """Keep ``$BASE_DIR`` pointing at the network when the config is written to another folder."""
-    base = config.get("manifest", {}).get("$BASE_DIR", ".")
-    if Path(base).is_absolute() or source_dir.resolve() == dest_dir.resolve():
+    """``config`` as it must read when written to ``dest_dir`` instead of ``source_dir``: same files named.
+
+    Relative manifest values (``$BASE_DIR``: ".", custom variables) and bare relative paths under path
+    keys (``network``, ``*_file``, ``*_dir``; the output files stay relative to ``output_dir``) are
+    rewritten relative to the new folder; variables built on other variables follow by themselves.
+    """
+    source_dir, dest_dir = Path(source_dir).resolve(), Path(dest_dir).resolve()
+    if source_dir == dest_dir:
         return config
-    new = copy.deepcopy(config)
-    new.setdefault("manifest", {})["$BASE_DIR"] = os.path.relpath((source_dir / base).resolve(), dest_dir.resolve())
+
+    def moved(value: str) -> str:
+        if "$" in value or Path(value).is_absolute() or not value:
+            return value
+        return os.path.relpath(source_dir / value, dest_dir)
+
+    def walk(node: Any, key: object = None, section: object = None) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, k, section if section is not None else k) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, key, section) for v in node]
+        if isinstance(node, str) and is_path_key(key) and (section != "output" or key == "output_dir"):
+            return moved(node)
+        return node
+
+    new = walk(copy.deepcopy(config))
+    manifest = new.get("manifest")
+    if isinstance(manifest, dict):
+        new["manifest"] = {k: moved(v) if isinstance(v, str) else v for k, v in manifest.items()}
+    elif "manifest" not in new:  # SONATA's default $BASE_DIR is the config's folder: keep naming the old one
+        new["manifest"] = {"$BASE_DIR": moved(".")}
     return new
 
 
-def write_config(config: dict[str, Any], source: Path, out: Path, overwrite: bool = False) -> Path:
+def write_config(config: dict[str, Any], source: Path, out: Path, overwrite: bool = False,
+                 output_dir: str | None = None) -> Path:
     """Write a config derived from ``source`` to ``out`` (atomically), after checking it.
+
+    Its paths are rewritten to name the same files from ``out``'s folder (:func:`rebase_manifest`);
+    ``output_dir``, if given, is the new config's output folder, relative to ``out``'s folder.
 
     Refused: writing over ``source`` itself, an existing ``out`` without ``overwrite``, settings the
     plugin would reject at run time, and a config libsonata cannot parse (unless the source already
@@ -104,6 +132,8 @@ def write_config(config: dict[str, Any], source: Path, out: Path, overwrite: boo
     refuse_input_target(load_config(source), out, "the new config")
     read_settings(config, where=str(out))
     data = rebase_manifest(config, source.parent, out.parent)
+    if output_dir is not None:
+        data = with_settings(data, read_settings(data), output_dir=output_dir)
     text = json.dumps(data, indent=2) + "\n"
     problem = _libsonata_problem(text, out.parent)
     if problem and not _libsonata_problem(source.read_text(), source.parent):

@@ -14,15 +14,17 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -89,23 +91,23 @@ def _mod_files(modfiles_dir: Path) -> list[Path]:
     return mods
 
 
-def _build_key(mods: list[Path], nrnivmodl: Path) -> str:
+def _build_key(mods: list[Path], nrnivmodl: Path, coreneuron: bool = True) -> str:
     """Content hash: the mod files, NEURON's version and installation (libraries carry its RUNPATH)."""
     digest = hashlib.sha256()
     try:
         version = metadata.version("neuron")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    for item in (version, str(nrnivmodl.parent.resolve()), _arch()):
+    for item in (version, str(nrnivmodl.parent.resolve()), _arch(), "" if coreneuron else "neuron-only"):
         digest.update(item.encode() + b"\0")
     for mod in mods:
         digest.update(mod.name.encode() + b"\0" + mod.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
-def _is_complete(build_dir: Path) -> bool:
+def _is_complete(build_dir: Path, coreneuron: bool = True) -> bool:
     arch = build_dir / _arch()
-    return (arch / "libnrnmech.so").is_file() and (arch / "libcorenrnmech.so").is_file()
+    return (arch / "libnrnmech.so").is_file() and (not coreneuron or (arch / "libcorenrnmech.so").is_file())
 
 
 @contextmanager
@@ -120,23 +122,35 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def compile_mechanisms(modfiles_dir: Path) -> Path:
-    """Compile ``modfiles_dir/*.mod`` for NEURON and CoreNEURON once; return the cached build folder.
+class CompileError(BmtkScalingError):
+    """nrnivmodl failed; ``failed`` names the mod files its output blames (empty when it names none)."""
 
-    The returned folder holds ``<arch>/libnrnmech.so`` and ``<arch>/libcorenrnmech.so``. Concurrent
-    callers serialise on a lock file; the build happens in a temporary folder that is renamed into
-    place, so no caller ever sees a half-written library.
+    def __init__(self, message: str, output: str, failed: list[str]) -> None:
+        super().__init__(message)
+        self.output = output
+        self.failed = failed
+
+
+def compile_mechanisms(source: Path | Sequence[Path], coreneuron: bool = True) -> Path:
+    """Compile mod files (a folder's ``*.mod``, or a list) once; return the cached build folder.
+
+    The folder holds ``<arch>/libnrnmech.so`` and, with ``coreneuron`` (``nrnivmodl -coreneuron``),
+    ``<arch>/libcorenrnmech.so``, and the sources in ``modfiles/``. Concurrent callers serialise on a
+    lock file; the build happens in a temporary folder renamed into place, so no caller ever sees a
+    half-written library. A failure is a :class:`CompileError` with the compiler's output.
     """
     nrnivmodl = _nrnivmodl()
-    mods = _mod_files(Path(modfiles_dir))
-    key = _build_key(mods, nrnivmodl)
+    mods = _mod_files(Path(source)) if isinstance(source, str | Path) else sorted(Path(m) for m in source)
+    if not mods:
+        raise BmtkScalingError("no mod files to compile")
+    key = _build_key(mods, nrnivmodl, coreneuron)
     root = _cache_root()
     target = root / f"mech-{key[:20]}"
-    if _is_complete(target):
+    if _is_complete(target, coreneuron):
         return target
 
     with _file_lock(root / f"mech-{key[:20]}.lock"):
-        if _is_complete(target):  # another process built it while we waited
+        if _is_complete(target, coreneuron):  # another process built it while we waited
             return target
         if target.exists():  # left over from an interrupted, non-atomic copy: never trust it
             shutil.rmtree(target)
@@ -150,29 +164,75 @@ def compile_mechanisms(modfiles_dir: Path) -> Path:
             env = dict(os.environ)
             env["PATH"] = f"{nrnivmodl.parent}{os.pathsep}{env.get('PATH', '')}"
             started = time.perf_counter()
-            proc = subprocess.run(
-                [str(nrnivmodl), "-coreneuron", "modfiles"],
-                cwd=staging,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                check=False,
-            )
-            if proc.returncode != 0 or not _is_complete(staging):
+            cmd = [str(nrnivmodl), *(["-coreneuron"] if coreneuron else []), "modfiles"]
+            proc = subprocess.run(cmd, cwd=staging, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, check=False)
+            mended: list[str] = []
+            while proc.returncode != 0 and (fixed := _mend_generated_sources(staging, proc.stdout, mended)):
+                mended += fixed  # make keeps the mended, newer sources and compiles them
+                proc = subprocess.run(cmd, cwd=staging, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True, check=False)
+            if mended:
+                (staging / "mended.json").write_text(json.dumps(sorted(set(mended))) + "\n")
+            if proc.returncode != 0 or not _is_complete(staging, coreneuron):
                 tail = "\n".join(proc.stdout.splitlines()[-40:])
-                status = f"exit {proc.returncode}"
-                raise BmtkScalingError(f"nrnivmodl -coreneuron failed ({status}) for the mechanisms in {modfiles_dir}: "
-                                       f"fix the mod file named below (nothing was replaced)\n{tail}")
+                failed = sorted(set(_FAILED_MOD.findall(proc.stdout)) & {m.stem for m in mods})
+                where = mods[0].parent if len({m.parent for m in mods}) == 1 else "the mod files given"
+                tool = "nrnivmodl -coreneuron" if coreneuron else "nrnivmodl"
+                raise CompileError(f"{tool} failed (exit {proc.returncode}) for the mechanisms in {where}"
+                                   + (f" ({', '.join(f + '.mod' for f in failed)})" if failed else "")
+                                   + f": fix the mod file named below (nothing was replaced)\n{tail}",
+                                   proc.stdout, failed)
             (staging / _KEY_FILE).write_text(key + "\n")
             staging.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
             os.rename(staging, target)
             elapsed = time.perf_counter() - started
-            log.info("compiled mechanisms %s into %s in %.1f s", modfiles_dir, target, elapsed)
+            log.info("compiled %d mechanisms into %s in %.1f s", len(mods), target, elapsed)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def mended_sources(build_dir: Path) -> list[str]:
+    """The mod files whose generated CoreNEURON sources :func:`compile_mechanisms` had to mend."""
+    path = Path(build_dir) / "mended.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+_DUPLICATE_HELPER = re.compile(r"([\w./-]+\.cpp):\d+:\d+: error: redefinition of [^\n]*nmodl::(\w+)::")
+_HELPER_BLOCK = re.compile(r"namespace nmodl \{\nnamespace (\w+) \{\n.*?\}  // namespace \1\n\}  // namespace nmodl\n",
+                           re.S)
+
+
+def _mend_generated_sources(staging: Path, output: str, done: list[str]) -> list[str]:
+    """Remove repeated solver helpers from generated CoreNEURON sources; return the mod files mended.
+
+    NEURON 9's nmodl emits its Crout helper once per solver block, so a mod file with both a KINETIC
+    (sparse) and a LINEAR block (bmtk's NaV.mod) defines it twice and does not compile. The copies are
+    identical: keeping the first is the translation nmodl meant. Each file is mended once at most.
+    """
+    fixed = []
+    for source, _ in _DUPLICATE_HELPER.findall(output):
+        path = staging / source
+        stem = path.stem
+        if stem in done or stem in fixed or not path.is_file():
+            continue
+        text, seen, parts, last = path.read_text(), set(), [], 0
+        for block in _HELPER_BLOCK.finditer(text):
+            if block.group(0) in seen:
+                parts.append(text[last:block.start()])
+                last = block.end()
+            seen.add(block.group(0))
+        if parts:
+            path.write_text("".join(parts) + text[last:])
+            os.utime(path)  # newer than its mod file: make compiles it instead of translating again
+            fixed.append(stem)
+    return fixed
+
+
+# Compiler output naming a mod file: generated C/C++ sources and objects carry its stem.
+_FAILED_MOD = re.compile(r"x86_64/(?:corenrn/(?:mod2c|build)/)?(\w+)\.(?:cpp|c|o)\b[^\n]*(?:error|Error)")
 
 
 def install_mechanisms(dest: Path, modfiles: Path | None = None) -> Path:

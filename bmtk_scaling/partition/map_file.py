@@ -43,12 +43,20 @@ class PartitionMap:
     assignment: dict[str, tuple[np.ndarray, np.ndarray]]  # population -> (node ids, ranks)
     options: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    cost_model: str = "synapses"  # "measured": cell types' NEURON complexity + synapses; "synapses": 1 + synapses
 
 
-def make_map(config: str | Path, n_ranks: int, strategy: str, *, seed: int = 0, **options) -> PartitionMap:
-    """Partition the network of a simulation/circuit config with ``strategy`` for ``n_ranks`` ranks."""
+def make_map(config: str | Path, n_ranks: int, strategy: str, *, seed: int = 0,
+             cell_costs: dict[str, dict[int, float]] | None = None, **options) -> PartitionMap:
+    """Partition the network of a simulation/circuit config with ``strategy`` for ``n_ranks`` ranks.
+
+    ``cell_costs``: each cell type's own compute cost (population -> node type id -> cost), as
+    :mod:`bmtk_scaling.bionet.complexity` measures it; without it every cell costs 1 plus its synapses.
+    """
     files = network_files(config)
     graph = read_graph(files)
+    if cell_costs:
+        graph.set_cell_costs(cell_costs)
     ranks = partition(graph, n_ranks, strategy, seed=seed, **options)
     metrics = evaluate(graph, ranks, n_ranks)
     assignment = {}
@@ -57,7 +65,8 @@ def make_map(config: str | Path, n_ranks: int, strategy: str, *, seed: int = 0, 
             lo = pop.first_vertex
             assignment[pop.name] = (pop.node_ids[pop.cell_rows], ranks[lo:lo + pop.n_cells].astype(np.int32))
     return PartitionMap(strategy=strategy, n_ranks=int(n_ranks), seed=int(seed), options=dict(options),
-                        fingerprint=network_fingerprint(files), assignment=assignment, metrics=metrics.as_dict())
+                        fingerprint=network_fingerprint(files), assignment=assignment, metrics=metrics.as_dict(),
+                        cost_model="measured" if cell_costs else "synapses")
 
 
 def default_map_path(files: NetworkFiles, strategy: str, n_ranks: int, seed: int = 0) -> Path:
@@ -80,6 +89,7 @@ def write_map(pmap: PartitionMap, path: str | Path, overwrite: bool = False) -> 
             "fingerprint": json.dumps(pmap.fingerprint, sort_keys=True),
             "metrics": json.dumps(pmap.metrics, sort_keys=True),
             "created_by": f"bmtk-scaling {_version()}",
+            "cost_model": pmap.cost_model,
         })
         for name, (ids, ranks) in pmap.assignment.items():
             grp = h5.create_group(f"populations/{name}")
@@ -107,7 +117,8 @@ def read_map(path: str | Path) -> PartitionMap:
         raise PartitionError(f"cannot read partition map {path}: {err}") from err
     return PartitionMap(strategy=str(attrs["strategy"]), n_ranks=int(attrs["n_ranks"]), seed=int(attrs["seed"]),
                         fingerprint=json.loads(attrs["fingerprint"]), assignment=assignment,
-                        options=json.loads(attrs.get("options", "{}")), metrics=json.loads(attrs.get("metrics", "{}")))
+                        options=json.loads(attrs.get("options", "{}")), metrics=json.loads(attrs.get("metrics", "{}")),
+                        cost_model=str(attrs.get("cost_model", "synapses")))
 
 
 def check_map(pmap: PartitionMap, populations: list[NodePopulation], fingerprint: dict[str, str],

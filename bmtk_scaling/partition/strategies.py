@@ -27,7 +27,7 @@ import numpy as np
 import pymetis
 import scipy.sparse as sp
 
-from bmtk_scaling.errors import PartitionError
+from bmtk_scaling.errors import BmtkScalingError, PartitionError
 from bmtk_scaling.partition import EDGE_WEIGHTS, METIS_STRATEGIES, STRATEGY_NAMES
 from bmtk_scaling.partition.metrics import communication_volume
 from bmtk_scaling.partition.refine import directed_pairs, refine_volume
@@ -60,7 +60,11 @@ def by_assembly(graph: NetworkGraph, n_ranks: int, *, seed: int = 0, attribute: 
     """
     if not 0.0 <= tolerance < 1.0:
         raise PartitionError(f"tolerance must be in [0, 1), got {tolerance}")
-    key = graph.attribute(attribute)
+    try:
+        key = graph.attribute(attribute)
+    except BmtkScalingError as err:
+        raise PartitionError(f"by_assembly needs the node attribute {attribute!r}, which this network lacks ({err}): "
+                             "choose metis or metis_volume, which read the connectivity instead") from None
     order = _assembly_order(key, graph.attribute("node_type_id"))
     cum = np.cumsum(graph.cost()[order])
     total = float(cum[-1]) if cum.size else 0.0

@@ -22,6 +22,7 @@ import pandas as pd
 from bmtk_scaling.atomic import atomic_directory, write_text_atomic
 from bmtk_scaling.config.derive import derive_config, with_settings, write_config
 from bmtk_scaling.config.settings import STOCK
+from bmtk_scaling.errors import BmtkScalingError
 from bmtk_scaling.run.launcher import run_config
 from bmtk_scaling.run.preflight import check_timeout, plan_run
 from bmtk_scaling.run.result import result_to_dict
@@ -75,18 +76,24 @@ def compare_engines(config: Path, ranks: int, out_dir: Path | None = None, overw
     plan_run(config, ranks, check_output=False)  # the user's config, checked before any variant is written or run
     base = load_config(config).data
     out_dir = (Path(out_dir) if out_dir else config.parent / f"compare_{ranks}ranks").absolute()
-    rows, spikes = [], {}
+    rows, spikes, skipped = [], {}, []
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
 
         def final(path: str) -> str:  # the folder is renamed into place at the end: name paths as they will be
             return str(out_dir / Path(path).relative_to(tmp))
 
         for key, label, switches in VARIANTS:
-            new = (with_settings(base, STOCK, output_dir=f"./{key}") if switches is None
-                   else derive_config(base, output_dir=f"./{key}", **switches))
-            cfg = write_config(new, config, tmp / f"{key}.json")
+            new = with_settings(base, STOCK) if switches is None else derive_config(base, **switches)
+            cfg = write_config(new, config, tmp / f"{key}.json", output_dir=f"./{key}")
             progress(f"running {label} on {ranks} rank(s) ...")
-            result = run_config(cfg, ranks, timeout=timeout)
+            try:
+                result = run_config(cfg, ranks, timeout=timeout)
+            except BmtkScalingError as err:  # refused before it ran: say why, compare the others
+                if switches is None:
+                    raise
+                skipped.append({"variant": key, "label": label, "reason": str(err)})
+                progress(f"  {label} cannot run: {err}")
+                continue
             spikes[key] = read_spikes(Path(result.spikes_file))
             row = {"variant": key, "label": label, **result_to_dict(result)}
             row["config"], row["spikes_file"] = final(row["config"]), final(row["spikes_file"])
@@ -100,7 +107,7 @@ def compare_engines(config: Path, ranks: int, out_dir: Path | None = None, overw
             row["memory_ratio"] = s["peak_rss_max_mib"] / stock["peak_rss_max_mib"]
             row["spikes_vs_stock"] = compare_spikes(spikes["bmtk_neuron"], spikes[row["variant"]]).__dict__
 
-        report = {"config": str(config), "ranks": ranks, "machine": _machine(), "variants": rows}
+        report = {"config": str(config), "ranks": ranks, "machine": _machine(), "variants": rows, "skipped": skipped}
         write_text_atomic(tmp / "compare.json", json.dumps(report, indent=2, default=float) + "\n")
         write_text_atomic(tmp / "compare.csv", _csv(rows))
         _plot(rows, spikes, tmp / "compare.png", f"{config.parent.name}/{config.name} on {ranks} rank(s)")
@@ -122,6 +129,8 @@ def format_table(report: dict) -> str:
                      f"{s['total_s']:>9.2f}{s['peak_rss_max_mib']:>13.0f}{s['peak_rss_sum_mib']:>13.0f}"
                      f"{s['spikes']:>8d}{bal:>9}{row['speedup_simulate']:>7.2f}{row['speedup_total']:>8.2f}"
                      f"{row['memory_ratio']:>7.2f}  {same}")
+    for row in report.get("skipped", []):
+        lines.append(f"{row['label']:<20}cannot run here: {row['reason']}")
     lines.append("sim x, total x: stock's simulate / total time over this one's; mem x: this peak RSS (max over "
                  "ranks) / stock's; balance: mean/max NEURON compute time over ranks (CoreNEURON reports none)")
     return "\n".join(lines)
@@ -160,7 +169,8 @@ def _plot(rows: list[dict], spikes: dict[str, pd.DataFrame], path: Path, title: 
     axes[0].set_ylabel("seconds (slowest rank)")
     axes[0].set_title("time per phase")
     axes[0].legend(fontsize=8)
-    for ax, key in zip(axes[1:], ("bmtk_neuron", "coreneuron"), strict=True):
+    other = "coreneuron" if "coreneuron" in spikes else rows[-1]["variant"]  # CoreNEURON, or what ran last
+    for ax, key in zip(axes[1:], ("bmtk_neuron", other), strict=True):
         df = spikes[key]
         ax.scatter(df["timestamp"], df["node_id"], s=1, marker="|", c="k", linewidths=0.5)
         ax.set_xlabel("time (ms)")

@@ -63,7 +63,7 @@ def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = 
         scratch = staging.folder / ".bmtk-scaling-run"  # metrics and per-rank phases; removed before commit
         scratch.mkdir()
         try:
-            data, wall = _launch(prefix, config, ranks, timeout, quiet, staging.folder, scratch)
+            data, wall = _launch(prefix, config, ranks, timeout, quiet, staging.folder, scratch, plan.mechanisms_dir)
             shutil.rmtree(scratch)
             staging.commit()
         except BaseException:
@@ -71,15 +71,25 @@ def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = 
             raise
     spikes = read_spikes(plan.spikes_file)
     return RunResult(config=str(config), ranks=ranks, engine=data["engine"], neuron_loop=data["neuron_loop"],
-                     wall_s=wall, spikes_file=str(plan.spikes_file), spike_count=len(spikes), per_rank=data["ranks"])
+                     wall_s=wall, spikes_file=str(plan.spikes_file), spike_count=len(spikes), per_rank=data["ranks"],
+                     notes=[*plan.notes, *data.get("notes", [])], predicted_imbalance=_predicted_imbalance(plan))
+
+
+def _predicted_imbalance(plan) -> float | None:
+    if plan.settings.partition is None:
+        return None
+    from bmtk_scaling.partition.map_file import read_map
+
+    return read_map(load_config(plan.config).resolve(plan.settings.partition)).metrics.get("imbalance")
 
 
 def _launch(prefix: list[str], config: Path, ranks: int, timeout: float, quiet: bool, out_dir: Path,
-            scratch: Path) -> tuple[dict, float]:
+            scratch: Path, mechanisms_dir: Path | None) -> tuple[dict, float]:
     """Start the ranks, wait for them (or stop them), and return rank 0's metrics and the wall time."""
     metrics = scratch / "metrics.json"
     cmd = [*prefix, sys.executable, "-m", "bmtk_scaling.run.rank_main", str(config), "--metrics", str(metrics),
-           "--expect-ranks", str(ranks), "--status-dir", str(scratch), "--output-dir", str(out_dir)]
+           "--expect-ranks", str(ranks), "--status-dir", str(scratch), "--output-dir", str(out_dir),
+           *(["--mechanisms-dir", str(mechanisms_dir)] if mechanisms_dir else [])]
     env = configure_neuron_environment(dict(os.environ))
     env["PYTHONUNBUFFERED"] = "1"
     t0 = time.perf_counter()

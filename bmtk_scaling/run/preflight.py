@@ -32,6 +32,8 @@ class RunPlan:
     spikes_file: Path  # where the spike file lies once the run succeeded
     tstop: float
     dt: float
+    mechanisms_dir: Path | None = None  # the compiled mechanisms bmtk loads (a cache build for a user's folder)
+    notes: tuple[str, ...] = ()  # what the user should know (mechanisms replaced or mended, ...)
 
 
 def plan_run(config: str | Path, ranks: int, check_output: bool = True) -> RunPlan:
@@ -55,11 +57,7 @@ def plan_run(config: str | Path, ranks: int, check_output: bool = True) -> RunPl
                           ">= dt (or lower run.dt)")
     if settings.partition is not None:
         _check_partition(sim, settings, files, ranks)
-    mech_dir = _mechanisms_dir(sim)
-    if mech_dir is not None:
-        from bmtk_scaling.mechanisms import ensure_compiled
-
-        ensure_compiled(mech_dir, coreneuron=settings.engine.is_coreneuron)
+    mech_dir, notes = _mechanisms(sim, files, settings)
     if settings.engine.gpu:
         from bmtk_scaling.environment import require_gpu_support
 
@@ -68,7 +66,7 @@ def plan_run(config: str | Path, ranks: int, check_output: bool = True) -> RunPl
     if check_output:
         check_output_location(sim, out)
     return RunPlan(config=sim.path, settings=settings, output_dir=out, spikes_file=spikes_path(sim), tstop=tstop,
-                   dt=dt)
+                   dt=dt, mechanisms_dir=mech_dir, notes=tuple(notes))
 
 
 def check_timeout(timeout: float) -> float:
@@ -128,12 +126,54 @@ def _check_partition(sim: LoadedConfig, settings: Settings, files, ranks: int) -
     load_checked_map(sim.resolve(settings.partition), files, read_nodes(files), n_ranks=ranks)
 
 
-def _mechanisms_dir(sim: LoadedConfig) -> Path | None:
-    for cfg in _with_circuit(sim):
-        value = (cfg.data.get("components") or {}).get("mechanisms_dir")
-        if isinstance(value, str):
-            return cfg.resolve(value)
-    return None
+def _mechanisms(sim: LoadedConfig, files, settings: Settings) -> tuple[Path | None, list[str]]:
+    """The compiled mechanisms the run loads, and notes on how they were made.
+
+    A folder the plugin installed (a built network's) is checked against its mod files and used as
+    it is; any other folder is the user's: compiled into the cache for both engines, never written.
+    """
+    from bmtk_scaling.mechanisms import ensure_compiled
+    from bmtk_scaling.mechanisms.network import check_defined, check_for_coreneuron, prepare
+
+    components = _component_dirs(sim)
+    mech_dir = components.get("mechanisms_dir")
+    if mech_dir is None:
+        return None, []
+    if (mech_dir / ".bmtk-scaling-build-key").exists() or any(mech_dir.glob("*/.bmtk-scaling-build-key")):
+        ensure_compiled(mech_dir, coreneuron=settings.engine.is_coreneuron)
+        return mech_dir, []
+    mechanisms = prepare(mech_dir)
+    usage = _usage(files, components)
+    check_defined(mechanisms, usage)
+    if settings.engine.is_coreneuron:
+        return check_for_coreneuron(mechanisms, usage), mechanisms.notes()
+    return mechanisms.neuron_build, mechanisms.notes()
+
+
+def _usage(files, components: dict[str, Path]) -> dict[str, set[str]]:
+    import pandas as pd
+
+    from bmtk_scaling.mechanisms.network import mechanisms_used
+
+    node_types, synapses = [], set()
+    for nf in files.nodes:
+        node_types += pd.read_csv(nf.node_types_file, sep=" ").to_dict("records")
+    for ef in files.edges:
+        types = pd.read_csv(ef.edge_types_file, sep=" ")
+        if "model_template" in types.columns:
+            synapses |= {str(v) for v in types["model_template"].dropna() if str(v) not in ("NULL", "None")}
+    names = {"Exp2Syn" if s == "exp2syn" else "ExpSyn" if s == "expsyn" else s for s in synapses}
+    return mechanisms_used(node_types, components.get("biophysical_neuron_models_dir"),
+                           components.get("templates_dir"), names)
+
+
+def _component_dirs(sim: LoadedConfig) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for cfg in reversed(_with_circuit(sim)):  # as bmtk merges them: the circuit config's section wins
+        for key, value in (cfg.data.get("components") or {}).items():
+            if isinstance(value, str):
+                found.setdefault(key, cfg.resolve(value))
+    return found
 
 
 def _with_circuit(sim: LoadedConfig) -> list[LoadedConfig]:

@@ -40,7 +40,8 @@ class _RankStatus:
 
 
 def run_bionet(config: Path, metrics: Path | None = None, expect_ranks: int | None = None,
-               status_dir: Path | None = None, output_dir: Path | None = None) -> None:
+               status_dir: Path | None = None, output_dir: Path | None = None,
+               mechanisms_dir: Path | None = None) -> None:
     """Build the network of ``config`` with bionet and simulate it (one MPI rank or many).
 
     ``output_dir``: where this run writes (the runner's fresh folder). Without it (``python
@@ -48,11 +49,11 @@ def run_bionet(config: Path, metrics: Path | None = None, expect_ranks: int | No
     folder and puts it in place of the config's output_dir only when every rank has finished.
     """
     with contextlib.ExitStack() as stack:
-        _run(config, metrics, expect_ranks, status_dir, output_dir, stack)
+        _run(config, metrics, expect_ranks, status_dir, output_dir, mechanisms_dir, stack)
 
 
 def _run(config: Path, metrics: Path | None, expect_ranks: int | None, status_dir: Path | None,
-         output_dir: Path | None, stack: contextlib.ExitStack) -> None:
+         output_dir: Path | None, mechanisms_dir: Path | None, stack: contextlib.ExitStack) -> None:
     t_start = time.perf_counter()
     configure_neuron_environment()
     # SONATA resolves relative paths against the config's folder, bmtk against the working directory.
@@ -76,9 +77,10 @@ def _run(config: Path, metrics: Path | None, expect_ranks: int | None, status_di
     if output_dir is None:  # run directly, not by the runner: check and stage here (rank 0 for every rank)
         path = None
         if rank == 0:
-            staging = _stage_outputs(config, nhost, stack)
-            path = str(staging.folder)
-        output_dir = Path(pc.py_broadcast(path, 0))
+            staging, plan = _stage_outputs(config, nhost, stack)
+            path = (str(staging.folder), str(plan.mechanisms_dir) if plan.mechanisms_dir else None)
+        path = pc.py_broadcast(path, 0)
+        output_dir, mechanisms_dir = Path(path[0]), (Path(path[1]) if path[1] else None)
     from bmtk.simulator import bionet
 
     import bmtk_scaling.bionet.cell_drive  # noqa: F401  (registers the attach_drive cell processor)
@@ -88,7 +90,8 @@ def _run(config: Path, metrics: Path | None, expect_ranks: int | None, status_di
     from bmtk_scaling.environment import require_gpu_support
     from bmtk_scaling.sonata.configs import resolved_for_bmtk
 
-    conf = bionet.Config.from_dict(resolved_for_bmtk(config, Path(output_dir).absolute()), validate=True)
+    conf = bionet.Config.from_dict(resolved_for_bmtk(config, Path(output_dir).absolute(), mechanisms_dir),
+                                   validate=True)
     settings = read_settings(conf, where=str(config))  # refused here, before any cell is built
     if settings.engine.gpu:
         require_gpu_support()
@@ -123,7 +126,7 @@ def _run(config: Path, metrics: Path | None, expect_ranks: int | None, status_di
     if rank == 0 and metrics is not None:
         summary = {"engine": sim.settings.engine.value, "neuron_loop": sim.settings.neuron_loop,
                    "psolve": sim.settings.uses_psolve, "nhost": nhost,
-                   "ranks": sorted(gathered, key=lambda m: m["rank"])}
+                   "ranks": sorted(gathered, key=lambda m: m["rank"]), "notes": list(net.notes)}
         write_text_atomic(metrics, json.dumps(summary, indent=2) + "\n")
     pc.barrier()
     if staging is not None:
@@ -139,7 +142,9 @@ def _stage_outputs(config: Path, nhost: int, stack: contextlib.ExitStack):
     stack.enter_context(exclusive_lock(plan.output_dir))
     staging = begin_staging(plan.output_dir, kind="run output")
     stack.callback(lambda: staging.folder.exists() and staging.abort())  # left only if the run failed
-    return staging
+    for note in plan.notes:
+        print(f"bmtk-scaling: {note}", flush=True)
+    return staging, plan
 
 
 def _current_rss_mib() -> float:
@@ -158,13 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--expect-ranks", type=int, help="fail unless NEURON sees exactly this many MPI ranks")
     parser.add_argument("--status-dir", type=Path, help="folder for per-rank phase files")
     parser.add_argument("--output-dir", type=Path, help="write the outputs here (the runner's fresh folder)")
+    parser.add_argument("--mechanisms-dir", type=Path, help="load these compiled mechanisms (the runner's choice)")
     args = parser.parse_args(argv)
     if not args.config.is_file():
         print(f"error: simulation config {args.config} not found", file=sys.stderr)
         return 2
     try:
         run_bionet(args.config, metrics=args.metrics, expect_ranks=args.expect_ranks, status_dir=args.status_dir,
-                   output_dir=args.output_dir)
+                   output_dir=args.output_dir, mechanisms_dir=args.mechanisms_dir)
     except Exception as err:  # one line the runner can attribute to this rank, then the traceback
         rank = os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))
         print(f"{FAILURE_TAG} {rank}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)

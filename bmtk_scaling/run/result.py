@@ -19,6 +19,8 @@ class RunResult:
     spikes_file: str
     spike_count: int
     per_rank: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the checks and the ranks said the user should know
+    predicted_imbalance: float | None = None  # max/mean cost per rank of the partition map used, if any
 
     def _col(self, key: str) -> np.ndarray:
         return np.array([r.get(key, 0.0) for r in self.per_rank], dtype=float)
@@ -44,6 +46,8 @@ class RunResult:
         # NEURON's per-rank compute time; CoreNEURON reports none (0), and then balance is unknown.
         out["load_balance"] = float(step.mean() / step.max()) if step.max() > 0 else None
         out["wait_max_s"] = float(self._col("wait_time").max()) if step.max() > 0 else None
+        out["imbalance"] = float(step.max() / step.mean()) if step.max() > 0 else None  # measured: max/mean
+        out["predicted_imbalance"] = self.predicted_imbalance  # the map's max/mean cost
         return out
 
 

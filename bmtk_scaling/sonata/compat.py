@@ -7,6 +7,9 @@ Defects of bmtk 1.2's network writer, mended right after it saves (spike files: 
   readers find what they expect at no storage cost.
 - String node attributes (our ``role``) are written at the file root instead of inside the node
   group, where neither bmtk nor libsonata looks. We move them into the group as UTF-8 strings.
+- ``node_type_id`` is written as uint64 and ``edge_type_id`` as uint32; the specification's types
+  are signed (int64 and int32 here), and bluepysnap's ``validate-circuit`` flags the others. We
+  rewrite both in the signed type (bmtk reads either).
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from bmtk_scaling.errors import BmtkScalingError
 
 _INDEX_GROUPS = ("indices/source_to_target", "indices/target_to_source")
+_TYPE_IDS = {"nodes": ("node_type_id", np.int64), "edges": ("edge_type_id", np.int32)}
 
 
 def add_spec_index_names(edges_file: Path) -> int:
@@ -56,6 +61,31 @@ def move_root_string_attributes(nodes_file: Path) -> list[str]:
             del h5[name]
             moved.append(name)
     return moved
+
+
+def sign_type_ids(path: Path) -> list[str]:
+    """Rewrite a nodes or edges file's ``node_type_id`` / ``edge_type_id`` in the specification's signed type.
+
+    Returns the datasets rewritten (none when they are signed already). Values that do not fit the
+    signed type are a BmtkScalingError, and the file is left as it was.
+    """
+    done = []
+    with h5py.File(path, "r+") as h5:
+        for kind, (name, dtype) in _TYPE_IDS.items():
+            for pop_name, pop in h5.get(kind, {}).items():
+                old = pop.get(name)
+                if not isinstance(old, h5py.Dataset) or np.issubdtype(old.dtype, np.signedinteger):
+                    continue
+                values = old[()]
+                if values.size and values.max() > np.iinfo(dtype).max:
+                    raise BmtkScalingError(f"{path}: {kind}/{pop_name}/{name} holds {values.max()}, more than "
+                                           f"{np.dtype(dtype).name} can: renumber the {name.replace('_id', '')}s")
+                attrs, chunks, compression = dict(old.attrs), old.chunks, old.compression
+                del pop[name]
+                new = pop.create_dataset(name, data=values.astype(dtype), chunks=chunks, compression=compression)
+                new.attrs.update(attrs)
+                done.append(f"{kind}/{pop_name}/{name}")
+    return done
 
 
 def check_with_libsonata(nodes_files: list[Path], edges_files: list[Path]) -> dict[str, int]:

@@ -134,18 +134,30 @@ def _absolute(value: str, folder: Path) -> Path:
     return Path(os.path.normpath(p if p.is_absolute() else folder / p))
 
 
-def _substitute(node: Any, loaded) -> Any:
-    """Every ``$VARIABLE`` in the strings of ``node`` expanded with ``loaded``'s manifest (absolute paths)."""
+def is_path_key(key: object) -> bool:
+    """A key whose value SONATA reads as a path relative to the config's folder."""
+    return isinstance(key, str) and (key == "network" or key.endswith(("_file", "_dir", "_path")))
+
+
+def _substitute(node: Any, loaded, key: object = None, section: object = None) -> Any:
+    """``node`` with ``$VARIABLES`` expanded and relative paths made absolute, both as SONATA reads them.
+
+    Strings with a variable, and bare relative paths under path keys (``*_file``, ``*_dir``,
+    ``*_path``, ``network``), are resolved against ``loaded``'s folder; in the ``output`` section only
+    ``output_dir`` is (the other output files are relative to ``output_dir``).
+    """
     if isinstance(node, dict):
-        return {k: _substitute(v, loaded) for k, v in node.items()}
+        return {k: _substitute(v, loaded, k, section if section is not None else k) for k, v in node.items()}
     if isinstance(node, list):
-        return [_substitute(v, loaded) for v in node]
-    if isinstance(node, str) and "$" in node:
+        return [_substitute(v, loaded, key, section) for v in node]
+    if isinstance(node, str) and ("$" in node or (is_path_key(key) and node and not Path(node).is_absolute()
+                                                  and (section != "output" or key == "output_dir"))):
         return str(loaded.resolve(node))
     return node
 
 
-def resolved_for_bmtk(config_path: Path, out_dir: Path | None = None) -> dict[str, Any]:
+def resolved_for_bmtk(config_path: Path, out_dir: Path | None = None, mechanisms_dir: Path | None = None
+                      ) -> dict[str, Any]:
     """A simulation config with its circuit config merged in and every manifest path made absolute.
 
     SONATA takes relative manifest paths against each config's own folder; bmtk takes them against
@@ -158,10 +170,12 @@ def resolved_for_bmtk(config_path: Path, out_dir: Path | None = None) -> dict[st
     if network:
         circuit = load_config(sim.resolve(network))
         for key, value in _substitute({k: v for k, v in circuit.data.items() if k != "manifest"}, circuit).items():
-            resolved.setdefault(key, value)
+            resolved[key] = value  # as bmtk merges them: a section of the circuit config replaces the simulation's
     section = resolved.get("bmtk_scaling") or {}
     if isinstance(section, dict) and section.get("partition"):
         section["partition"] = str(sim.resolve(section["partition"]))
+    if mechanisms_dir is not None:  # the compiled build the runner chose (a cache build for a user's mod files)
+        resolved.setdefault("components", {})["mechanisms_dir"] = str(mechanisms_dir)
     if out_dir is not None:  # where this run writes (a fresh folder the runner swaps into place on success)
         configured = output_dir(sim)
         output = resolved.setdefault("output", {})

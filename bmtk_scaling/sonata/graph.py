@@ -88,6 +88,7 @@ class NetworkGraph:
     nsyns: np.ndarray  # int64 synapses per edge (bionet makes one synapse object each)
     delay: np.ndarray  # float64 ms; NaN where the network does not say
     weight: np.ndarray  # float64 syn_weight; NaN where the network does not say
+    cell_cost: np.ndarray | None = None  # int64 per vertex: the cell's own compute cost (None: 1 each)
 
     @property
     def n_vertices(self) -> int:
@@ -98,8 +99,24 @@ class NetworkGraph:
         return int(self.nsyns.sum())
 
     def cost(self) -> np.ndarray:
-        """Estimated compute cost per cell: 1 (the cell) + its afferent synapses (virtual sources included)."""
-        return 1 + np.bincount(self.target, weights=self.nsyns, minlength=self.n_vertices).astype(np.int64)
+        """Estimated compute cost per cell: the cell's own (``cell_cost``, 1 by default) + its afferent synapses.
+
+        ``cell_cost`` is set from NEURON's measure of each cell type's complexity for multi-compartment
+        networks (:mod:`bmtk_scaling.bionet.complexity`); a synapse counts 1 either way (one point process).
+        """
+        own = self.cell_cost if self.cell_cost is not None else 1
+        return own + np.bincount(self.target, weights=self.nsyns, minlength=self.n_vertices).astype(np.int64)
+
+    def set_cell_costs(self, by_type: dict[str, dict[int, float]]) -> None:
+        """Per-vertex ``cell_cost`` from costs per (population, node type id); unknown types cost 1."""
+        costs = []
+        for pop in self.populations:
+            if not pop.n_cells:
+                continue
+            types = pop.attribute("node_type_id")[pop.cell_rows].astype(np.int64)
+            table = by_type.get(pop.name, {})
+            costs.append(np.array([max(1, int(round(table.get(int(t), 1)))) for t in types], dtype=np.int64))
+        self.cell_cost = np.concatenate(costs) if costs else None
 
     def attribute(self, name: str) -> np.ndarray:
         """A node attribute per vertex."""

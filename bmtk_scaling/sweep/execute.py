@@ -255,10 +255,9 @@ class _PointRunner:
             shutil.rmtree(run_dir)
         source = net["path"] / "simulation_config.json"
         new = derive_config(load_config(source).data, engine=point.engine,
-                            nthread=point.threads if point.engine.is_coreneuron else None, partition=map_ref,
-                            output_dir="./output")
+                            nthread=point.threads if point.engine.is_coreneuron else None, partition=map_ref)
         run_dir.mkdir(parents=True)
-        config = write_config(new, source, run_dir / "config.json")
+        config = write_config(new, source, run_dir / "config.json", output_dir="./output")
         return config, net, metrics
 
     def run(self, point: Point) -> None:

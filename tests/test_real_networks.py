@@ -1,0 +1,154 @@
+"""Networks users bring: the project's multi-compartment fixture and, where present, bmtk's own examples.
+
+The fixture (tests/fixtures/multicompartment) has what real bionet networks have: morphologies, an
+Allen-style biophysical model, synapses placed by target_sections and distance_range, a weight
+function, preselected locations, spike-train inputs, soma/dendrite/synapse reports, uncompiled mod
+files beside the network and bare relative paths. bmtk's examples come from ../shared/realnets/bmtk
+(unchanged; the tests work on a copy) and are skipped where that folder is absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from bmtk_scaling.sonata.spikes import read_spikes
+from tests.fixtures.multicompartment import build_fixture
+from tests.helpers import cli
+
+pytestmark = [pytest.mark.slow, pytest.mark.mpi]
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "realnets" / "bmtk"
+REPORTS = ("soma_report.h5", "dendrites_report.h5", "synapses_report.h5")
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def fixture_net(tmp_path_factory) -> Path:
+    return build_fixture(tmp_path_factory.mktemp("real") / "fixture_net", reports=("soma", "dendrites", "synapses"))
+
+
+@pytest.fixture(scope="module")
+def compared(fixture_net) -> tuple[dict, dict[str, str]]:
+    components = fixture_net.parent / "fixture_components"
+    before = _tree(components)
+    proc = cli("compare", str(fixture_net / "config.simulation.json"), "--ranks", "2", "--out",
+               str(fixture_net.parent / "cmp"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads((fixture_net.parent / "cmp" / "compare.json").read_text()), before
+
+
+def test_fixture_runs_on_every_engine_with_stock_spikes(compared):
+    report, _ = compared
+    assert [v["variant"] for v in report["variants"]] == ["bmtk_neuron", "neuron_psolve", "coreneuron"]
+    assert report["skipped"] == []
+    assert report["variants"][0]["summary"]["spikes"] > 5
+    assert all(v["spikes_vs_stock"]["identical"] for v in report["variants"])
+
+
+@pytest.mark.parametrize("name", REPORTS)
+def test_reports_under_psolve_equal_stock(compared, name):
+    """Soma, dendrite (every basal compartment) and synapse (Exp2Syn g) reports, recorded with Vector.record
+    before the run, equal bmtk's own per-step reports exactly, on NEURON and on CoreNEURON."""
+    report, _ = compared
+    files = {v["variant"]: Path(v["spikes_file"]).parent / name for v in report["variants"]}
+    with h5py.File(files["bmtk_neuron"]) as ref:
+        expected = ref["report/cortex/data"][()]
+        mapping = ref["report/cortex/mapping/element_ids"][()]
+    assert expected.shape[0] == 3000 and np.abs(expected).max() > 0
+    for variant in ("neuron_psolve", "coreneuron"):
+        with h5py.File(files[variant]) as got:
+            np.testing.assert_array_equal(got["report/cortex/mapping/element_ids"][()], mapping)
+            np.testing.assert_array_equal(got["report/cortex/data"][()], expected)
+
+
+def test_the_users_mechanisms_folder_is_only_read(compared, fixture_net):
+    _, before = compared
+    components = fixture_net.parent / "fixture_components"
+    assert _tree(components) == before
+    assert not list(components.rglob("x86_64"))
+
+
+def test_lean_fallback_is_named(fixture_net, tmp_path):
+    proc = cli("run", str(fixture_net / "config.simulation.json"), "--ranks", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "note: edge population cortex_to_cortex: built by bionet, not lean" in proc.stdout
+    assert "multi-compartment targets" in proc.stdout and "weight functions" in proc.stdout
+
+
+def test_configs_derived_elsewhere_run_from_anywhere(fixture_net, tmp_path):
+    """A derived config in another folder keeps naming the same files (bare relative network, $COMPONENT_DIR)."""
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    proc = cli("configure", str(fixture_net / "config.simulation.json"), "--engine", "coreneuron", "--out",
+               str(elsewhere / "core.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert "bmtk-scaling run" in proc.stdout
+    proc = cli("run", str(elsewhere / "core.json"), "--ranks", "2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stock = read_spikes(fixture_net.parent / "cmp" / "bmtk_neuron" / "spikes.h5")
+    moved = read_spikes(fixture_net / "output" / "spikes.h5")
+    assert np.array_equal(stock[["node_id", "timestamp"]].to_numpy(), moved[["node_id", "timestamp"]].to_numpy())
+
+
+def test_partition_of_a_network_without_assemblies(fixture_net):
+    proc = cli("partition", str(fixture_net / "config.simulation.json"), "--ranks", "2", "--compare")
+    assert proc.returncode == 0, proc.stderr
+    assert "by_assembly" in proc.stdout and "skipped" in proc.stdout and "assembly" in proc.stdout
+    assert "metis" in proc.stdout
+
+
+# --- bmtk's own examples ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"bmtk's example networks are not here ({CORPUS} is absent, as in a fresh clone)")
+    root = tmp_path_factory.mktemp("corpus")
+    for name in ("bio_14cells", "bio_450cells", "bio_components"):
+        shutil.copytree(CORPUS / name, root / name)
+    for path in root.rglob("*"):
+        path.chmod(path.stat().st_mode | 0o200)  # the examples are read-only where they are kept
+    for name, tstop in (("bio_14cells", 300.0), ("bio_450cells", 200.0)):
+        config = root / name / "config.simulation.json"
+        data = json.loads(config.read_text())
+        data["run"]["tstop"] = tstop  # shorter than the examples' 3 s: the build is what this tests
+        config.write_text(json.dumps(data, indent=2))
+    return root
+
+
+def test_bio_14cells_matches_stock_and_names_why_coreneuron_cannot_run(corpus):
+    net = corpus / "bio_14cells"
+    proc = cli("compare", str(net / "config.simulation.json"), "--ranks", "2", "--out", str(corpus / "cmp14"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((corpus / "cmp14" / "compare.json").read_text())
+    assert [v["variant"] for v in report["variants"]] == ["bmtk_neuron", "neuron_psolve"]
+    assert all(v["spikes_vs_stock"]["identical"] for v in report["variants"])
+    (skipped,) = report["skipped"]
+    assert skipped["variant"] == "coreneuron"
+    for needle in ("PV1 uses NaV", "LINEAR", "LIF_exc uses IntFire1"):  # both obstacles, with the cells they block
+        assert needle in skipped["reason"], skipped["reason"]
+    for name in ("membrane_potential.h5", "calcium_concentration.h5", "syn_report.h5"):  # its netcon report too
+        with h5py.File(corpus / "cmp14" / "bmtk_neuron" / name) as a, \
+                h5py.File(corpus / "cmp14" / "neuron_psolve" / name) as b:
+            np.testing.assert_array_equal(a["report/v1/data"][()], b["report/v1/data"][()])
+    assert not list((corpus / "bio_components").rglob("x86_64"))  # the user's folder is only read
+
+
+def test_bio_450cells_matches_stock(corpus):
+    net = corpus / "bio_450cells"
+    proc = cli("compare", str(net / "config.simulation.json"), "--ranks", "2", "--out", str(corpus / "cmp450"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((corpus / "cmp450" / "compare.json").read_text())
+    assert all(v["spikes_vs_stock"]["identical"] for v in report["variants"])
+    assert report["variants"][1]["notes"], "the edge populations bionet builds are named"
