@@ -7,7 +7,7 @@ are only read). Every (network, ranks) pair is one ``compare`` run: the three va
 fresh ``mpiexec``, spikes compared exactly with stock's. A variant refused before it runs (CoreNEURON
 on a network whose mechanisms it cannot load) is listed with the reason.
 
-    python bench/real_networks.py [--ranks 1 2] [--tstop 1000] [--fixture-cells 400] [--skip-corpus]
+    python bench/real_networks.py [--ranks 1 2] [--tstop 500] [--fixture-cells 300] [--skip-corpus]
 """
 
 from __future__ import annotations
@@ -49,16 +49,16 @@ def _fixture(dest: Path, cells: int, tstop: float) -> Path:
     n_exc = cells * 4 // 5
     net = build_fixture(dest / "fixture", n_exc=n_exc, n_inh=cells - n_exc, n_inputs=max(6, cells // 4),
                         tstop=tstop, reports=("soma",))
-    return net / "simulation_config.json"
+    return net / "config.simulation.json"
 
 
 def _count_edges(config: Path) -> int:
     import h5py
 
-    from bmtk_scaling.sonata.configs import load_config, network_files
+    from bmtk_scaling.sonata.configs import network_files
 
     total = 0
-    for ef in network_files(load_config(config)).edges:
+    for ef in network_files(config).edges:
         with h5py.File(ef.edges_file) as h5:
             total += sum(pop["source_node_id"].shape[0] for pop in h5["edges"].values())
     return total
@@ -67,8 +67,8 @@ def _count_edges(config: Path) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--tstop", type=float, default=1000.0, help="ms, for every network")
-    parser.add_argument("--fixture-cells", type=int, default=400, help="cells of the scaled fixture (4:1 exc:inh)")
+    parser.add_argument("--tstop", type=float, default=500.0, help="ms, for every network")
+    parser.add_argument("--fixture-cells", type=int, default=300, help="cells of the scaled fixture (4:1 exc:inh)")
     parser.add_argument("--skip-corpus", action="store_true", help="only the fixture")
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--out", type=Path, default=HERE / "results")
