@@ -1,6 +1,13 @@
-"""Small fixture circuits, built once per test session with the real builders into real files."""
+"""Session fixtures: small circuits built once with the real builders into real files, and a real SLURM cluster."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -25,3 +32,31 @@ def small_cliques(tmp_path_factory):
     from network_builders import nk_cliques
 
     return nk_cliques(tmp_path_factory.mktemp("cliques") / "net", n_cliques=4, clique_size=5, tstop=40.0)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real two-node SLURM cluster on this machine (tools/slurm/start-cluster), stopped by its PIDs at the end.
+
+    Skips only where SLURM cannot be installed (no apt-get, not root); with BMTK_SCALING_REQUIRE_SLURM=1
+    (set by .ci/run) that is a failure instead. Yields the environment that sbatch, srun and the jobs use.
+    """
+    tools = Path(__file__).resolve().parents[1] / "tools" / "slurm"
+    # munged wants its socket's folder and every folder above it searchable: pytest's tmp folders are 0700.
+    root = Path(tempfile.mkdtemp(prefix="bmtk-slurm-", dir="/tmp"))
+    proc = subprocess.run([str(tools / "start-cluster"), str(root)], capture_output=True, text=True, timeout=1200)
+    if proc.returncode == 3:
+        root.rmdir()
+        reason = proc.stderr.strip()
+        if os.environ.get("BMTK_SCALING_REQUIRE_SLURM") == "1":
+            pytest.fail(f"BMTK_SCALING_REQUIRE_SLURM=1 but {reason}")
+        pytest.skip(reason)
+    assert proc.returncode == 0, proc.stderr
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "SLURM_CONF": str(root / "slurm.conf"), "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "BMTK_SCALING": str(bin_dir / "bmtk-scaling")}
+    env.pop("SLURM_MPI_TYPE", None)
+    yield SimpleNamespace(root=root, env=env, started=proc.stdout)
+    stop = subprocess.run([str(tools / "stop-cluster"), str(root), "--remove"], capture_output=True, text=True,
+                          timeout=300)
+    assert stop.returncode == 0 and not stop.stderr.strip(), stop.stderr

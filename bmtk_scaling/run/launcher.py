@@ -41,7 +41,10 @@ def launch_command(launcher: str, ranks: int) -> list[str]:
         if srun is None:
             raise BmtkScalingError("launcher srun: no srun on PATH (run inside a SLURM job, or use the launcher "
                                    "mpiexec)")
-        return [srun, "-n", str(ranks), "--kill-on-bad-exit=1"]
+        # The PyPI mpich wheel speaks PMI-2 to srun; without it (a cluster's MpiDefault is often none) every
+        # rank would start as its own 1-rank world. SLURM_MPI_TYPE, when set, chooses instead (srun reads it).
+        mpi = [] if os.environ.get("SLURM_MPI_TYPE") else ["--mpi=pmi2"]
+        return [srun, "-n", str(ranks), *mpi, "--kill-on-bad-exit=1"]
     raise BmtkScalingError(f"launcher must be one of {LAUNCHERS}, got {launcher!r}")
 
 

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import resource
+import socket
 import sys
 import time
 import traceback
@@ -111,6 +112,8 @@ def _run(config: Path, metrics: Path | None, expect_ranks: int | None, status_di
 
     mine = {
         "rank": rank,
+        "host": socket.gethostname(),
+        "slurm_node": os.environ.get("SLURMD_NODENAME"),  # where SLURM placed this rank (None outside SLURM)
         "load_s": t_loaded - t_start,
         "build_s": t_built - t_loaded,
         **{f"{k}_s": v for k, v in sim.timings.items()},
