@@ -197,6 +197,22 @@ def test_run_with_the_srun_launcher_inside_an_allocation(slurm_cluster, local, t
     assert _spikes_sha(read_spikes(Path(result["spikes_file"]))) == point["spikes_sha256"]
 
 
+def test_a_pmi_the_mpi_does_not_speak_is_named(slurm_cluster, local):
+    """SLURM_MPI_TYPE=none (the launcher then passes no --mpi): each rank is a 1-rank world, refused by name."""
+    rows = _rows(local["out"] / "results.csv")
+    point = next(r for r in rows.values() if r["ranks"] == "2" and r["network"] == "cliques")
+    config = local["out"] / "runs" / point["point_id"] / "config.json"
+    spikes = config.parent / "output" / "spikes.h5"
+    before = spikes.stat().st_mtime_ns
+    proc = subprocess.run(["salloc", "-N2", "-n2", "--time=5", slurm_cluster.env["BMTK_SCALING"], "run", str(config),
+                           "--ranks", "2", "--launcher", "srun", "--timeout", "120"],
+                          env={**slurm_cluster.env, "SLURM_MPI_TYPE": "none"}, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 1
+    assert "NEURON sees 1 rank(s) but 2 were launched" in proc.stderr and "--mpi=pmi2" in proc.stderr, proc.stderr
+    assert spikes.stat().st_mtime_ns == before  # the last good output is kept
+
+
 def test_a_time_limit_stops_the_ranks(submitted, timed_out):
     job = timed_out["job"]
     assert job["JobState"] == "TIMEOUT" and job["TimeLimit"] == "00:01:00", job

@@ -70,9 +70,12 @@ def _run(config: Path, metrics: Path | None, expect_ranks: int | None, status_di
     status = _RankStatus(status_dir, rank)
     status.set("starting")
     if expect_ranks is not None and nhost != expect_ranks:
+        under_srun = "SLURM_STEP_ID" in os.environ
         raise RuntimeError(
             f"NEURON sees {nhost} rank(s) but {expect_ranks} were launched: it did not load MPI and fell back "
             f"to serial (MPI_LIB_NRN_PATH={os.environ.get('MPI_LIB_NRN_PATH')!r})"
+            + (", or srun's --mpi plugin is not the PMI this MPI speaks (PyPI mpich needs --mpi=pmi2, which the srun "
+               "launcher passes unless SLURM_MPI_TYPE is set)" if under_srun else "")
         )
     staging = None
     if output_dir is None:  # run directly, not by the runner: check and stage here (rank 0 for every rank)
