@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +26,8 @@ from tests.helpers import cli
 from tests.test_sweep import TINY, write_spec
 
 pytestmark = [pytest.mark.slurm, pytest.mark.mpi, pytest.mark.slow]
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools" / "slurm"
 
 SPEC = TINY.replace("timeout_s: 120", "timeout_s: 600") + """
 slurm: {cores_per_node: 1, time: "00:01:00"}
@@ -155,6 +159,29 @@ def resubmitted(submitted, timed_out):
     return {"rows": _rows(results / "results.csv"), "logs": logs,
             "stamps": {p.name: p.stat().st_mtime_ns for p in (results / "points").glob("*.json")},
             "records": {p.stem: json.loads(p.read_text()) for p in (results / "points").glob("*.json")}}
+
+
+def test_start_refuses_a_folder_munged_cannot_use_and_names_it(slurm_cluster, tmp_path):
+    private = tmp_path / "private"  # pytest's folders are 0700: munged would refuse its socket below them
+    proc = subprocess.run([str(TOOLS / "start-cluster"), str(private / "c")], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1 and "is not searchable by others" in proc.stderr, proc.stderr
+    assert not private.exists()
+    proc = subprocess.run([str(TOOLS / "stop-cluster"), str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "holds no cluster" in proc.stderr
+
+
+def test_a_daemon_that_dies_fails_the_start_at_once_with_its_log(slurm_cluster):  # (installs the packages)
+    root = Path(tempfile.mkdtemp(prefix="bmtk-slurm-bad-", dir="/tmp"))
+    try:
+        (root / "munge" / "socket").mkdir(parents=True)  # munged cannot make its socket there
+        t0 = time.monotonic()
+        proc = subprocess.run([str(TOOLS / "start-cluster"), str(root)], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1 and time.monotonic() - t0 < 10
+        assert "munged exited" in proc.stderr and "Is a directory" in proc.stderr, proc.stderr
+        assert not (root / "pids.json").exists() and (root / "pids.stopped.json").exists()
+    finally:
+        shutil.rmtree(root)
 
 
 def test_the_cluster_defaults_to_no_mpi_so_the_launcher_must_ask_for_pmi2(slurm_cluster):

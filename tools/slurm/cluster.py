@@ -195,9 +195,10 @@ def start(root: Path | None = None, cpus: int | None = None, mpi_default: str = 
     if root is None:
         root = Path(tempfile.mkdtemp(prefix="slurm-", dir="/tmp"))
     root = Path(root).absolute()
-    root.mkdir(parents=True, exist_ok=True)
+    _check_reachable(next(d for d in root.parents if d.exists()))  # before anything is created
     if (root / "pids.json").exists():
         raise ClusterError(f"{root} already holds a cluster (pids.json): stop it first, or give another folder")
+    root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
     _check_reachable(root)
     sock = root / "munge" / "socket"
