@@ -45,8 +45,8 @@ def slurm_cluster():
     # munged wants its socket's folder and every folder above it searchable: pytest's tmp folders are 0700.
     root = Path(tempfile.mkdtemp(prefix="bmtk-slurm-", dir="/tmp"))
     cpus = str(max(2, os.cpu_count() or 1))  # a hung 2-rank job and an salloc of 2 ranks fit side by side
-    proc = subprocess.run([str(tools / "start-cluster"), str(root), "--cpus", cpus], capture_output=True, text=True,
-                          timeout=1200)
+    proc = subprocess.run([str(tools / "start-cluster"), str(root), "--cpus", cpus, "--gpus", "2"],
+                          capture_output=True, text=True, timeout=1200)  # stand-in GPUs: how SLURM hands them out
     if proc.returncode == 3:
         root.rmdir()
         reason = proc.stderr.strip()

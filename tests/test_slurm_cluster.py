@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from bmtk_scaling.run.launcher import launch_command
 from bmtk_scaling.sonata.spikes import read_spikes
 from bmtk_scaling.sweep.execute import _spikes_sha
 from tests.helpers import cli
@@ -190,6 +192,33 @@ def test_the_cluster_defaults_to_no_mpi_so_the_launcher_must_ask_for_pmi2(slurm_
     nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %T"], env=slurm_cluster.env, capture_output=True,
                            text=True, timeout=30).stdout.split("\n")
     assert {ln.split()[0] for ln in nodes if ln.strip()} == {"n1", "n2"}
+
+
+def test_gpu_points_get_a_device_per_rank(slurm_cluster, tmp_path):
+    """A GPU point's job (its resource lines as written, 2 stand-in GPUs per node) and the srun launcher's command:
+    every rank sees its node's GPUs, so CoreNEURON's choice (node-local rank mod visible GPUs) differs per rank."""
+    spec = write_spec(tmp_path, TINY + """
+slurm: {gpus_per_node: 2, cores_per_node: 2}
+grids:
+  - {engines: [coreneuron_gpu], ranks: [4]}
+""")
+    assert cli("sweep", str(spec), "--reduced", "--slurm", str(tmp_path / "jobs")).returncode == 0
+    script = tmp_path / "jobs" / "points_r4_t1_gpu.sbatch"
+    lines = script.read_text().splitlines()
+    assert "bmtk-scaling" in lines[-1]  # the point's command: replaced by one that shows what each rank sees
+    show = 'echo "$SLURMD_NODENAME $SLURM_LOCALID ${CUDA_VISIBLE_DEVICES:-none}"'
+    script.write_text("\n".join([*lines[:-1], f"{shlex.join(launch_command('srun', 4))} bash -c {shlex.quote(show)}",
+                                 ""]))
+    proc = subprocess.run(["sbatch", "--wait", "--array=0", "--output", str(tmp_path / "gpu.out"), str(script)],
+                          env=slurm_cluster.env, capture_output=True, text=True, timeout=120, cwd=script.parent)
+    assert proc.returncode == 0, proc.stderr
+    seen = [ln.split() for ln in (tmp_path / "gpu.out").read_text().splitlines() if ln.startswith("n")]
+    assert sorted((node, int(local)) for node, local, _ in seen) == [("n1", 0), ("n1", 1), ("n2", 0), ("n2", 1)]
+    for node, local, visible in seen:
+        devices = visible.split(",")
+        assert devices == ["0", "1"], (node, local, visible)
+    assert {(node, devices.split(",")[int(local) % 2]) for node, local, devices in seen} == \
+        {("n1", "0"), ("n1", "1"), ("n2", "0"), ("n2", "1")}  # one device per rank, none shared
 
 
 def test_submit_runs_prepare_then_the_arrays_on_both_nodes(submitted):

@@ -67,7 +67,7 @@ def ensure_packages() -> None:
     if os.geteuid() != 0:
         raise Unavailable(f"SLURM programs missing ({', '.join(missing)}); installing slurm-wlm munge needs root")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = [apt, "install", "-y", "-q", "--no-install-recommends", "slurm-wlm", "munge"]
+    install = [apt, "install", "-y", "-q", "slurm-wlm", "munge"]
     log = ""
     for attempt in ("install", "update"):
         if attempt == "update":  # a fresh image may have no package lists yet
@@ -111,7 +111,7 @@ def _check_reachable(folder: Path) -> None:
                                "refuses its socket there: use a folder under /tmp, or chmod o+x the folders above it")
 
 
-def slurm_conf(root: Path, ports: list[int], cpus: int, mpi_default: str) -> str:
+def slurm_conf(root: Path, ports: list[int], cpus: int, mpi_default: str, gpus: int = 0) -> str:
     host = socket.gethostname().split(".")[0]
     lines = [
         "ClusterName=bmtkscaling",
@@ -131,11 +131,24 @@ def slurm_conf(root: Path, ports: list[int], cpus: int, mpi_default: str) -> str
         f"SlurmdPidFile={root / 'run' / 'slurmd-%n.pid'}",
         f"SlurmctldLogFile={root / 'log' / 'slurmctld.log'}",
         f"SlurmdLogFile={root / 'log' / 'slurmd-%n.log'}",
+        *(["GresTypes=gpu"] if gpus else []),
         *(f"NodeName={n} NodeAddr=127.0.0.1 Port={p} CPUs={cpus} RealMemory=1000 State=UNKNOWN"
-          for n, p in zip(NODES, ports[1:], strict=True)),
+          + (f" Gres=gpu:{gpus}" if gpus else "") for n, p in zip(NODES, ports[1:], strict=True)),
         f"PartitionName=debug Nodes={','.join(NODES)} Default=YES MaxTime=INFINITE State=UP",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _fake_gpus(root: Path, gpus: int) -> None:
+    """``gpus`` stand-in devices per node (character devices like /dev/null) in a gres.conf beside slurm.conf:
+    SLURM then schedules GPUs and sets CUDA_VISIBLE_DEVICES per step and task as on a GPU cluster."""
+    dev = root / "dev"
+    dev.mkdir(exist_ok=True)
+    for i in range(gpus):
+        if not (dev / f"nvidia{i}").exists():
+            os.mknod(dev / f"nvidia{i}", 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    (root / "gres.conf").write_text(f"Name=gpu File={dev}/nvidia[0-{gpus - 1}]\n" if gpus > 1 else
+                                    f"Name=gpu File={dev}/nvidia0\n")
 
 
 def _tail(path: Path, n: int = 15) -> str:
@@ -189,7 +202,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def start(root: Path | None = None, cpus: int | None = None, mpi_default: str = "none",
-          timeout: float = READY_TIMEOUT_S) -> Path:
+          timeout: float = READY_TIMEOUT_S, gpus: int = 0) -> Path:
     """Start the cluster under ``root`` (created when missing) and return it once both nodes are idle."""
     ensure_packages()
     if root is None:
@@ -215,7 +228,13 @@ def start(root: Path | None = None, cpus: int | None = None, mpi_default: str = 
     key.chmod(0o600)
     ports = _free_ports(1 + len(NODES))
     conf = root / "slurm.conf"
-    conf.write_text(slurm_conf(root, ports, cpus or os.cpu_count() or 1, mpi_default))
+    if gpus:
+        try:
+            _fake_gpus(root, gpus)
+        except OSError as exc:
+            raise ClusterError(f"cannot make stand-in GPU devices in {root / 'dev'} ({exc}); start without --gpus") \
+                from None
+    conf.write_text(slurm_conf(root, ports, cpus or os.cpu_count() or 1, mpi_default, gpus))
     env = {**os.environ, "SLURM_CONF": str(conf)}
     starter = _Starter(root)
     starter.spawn("munged", [_prog("munged"), "-F", "-f", f"--socket={sock}", f"--key-file={key}",
@@ -342,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpus", type=int, help="CPUs each node declares (default: this machine's)")
     p.add_argument("--mpi-default", default="none", help="slurm.conf MpiDefault (default none, as SLURM's own)")
     p.add_argument("--timeout", type=float, default=READY_TIMEOUT_S, help="seconds to wait for the nodes")
+    p.add_argument("--gpus", type=int, default=0, help="stand-in GPUs per node (no real device: to check how SLURM "
+                   "hands GPUs to ranks)")
     q = sub.add_parser("stop", help="cancel the jobs, then stop the daemons recorded in DIR/pids.json")
     q.add_argument("dir", type=Path)
     q.add_argument("--remove", action="store_true", help="delete DIR afterwards")
@@ -349,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "start":
             t0 = time.monotonic()
-            root = start(args.dir, args.cpus, args.mpi_default, args.timeout)
+            root = start(args.dir, args.cpus, args.mpi_default, args.timeout, args.gpus)
             print(f"export SLURM_CONF={root / 'slurm.conf'}")
             print(f"# cluster up in {time.monotonic() - t0:.1f} s: nodes {', '.join(NODES)}; stop with "
                   f"tools/slurm/stop-cluster {root}")
