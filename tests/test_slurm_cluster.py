@@ -58,7 +58,7 @@ def _wait_until(what: str, ready, timeout: float, poll: float = 0.5):
         time.sleep(poll)
 
 
-def _rank_processes(point_id: str) -> list[int]:
+def _rank_processes(run_dir: Path) -> list[int]:
     """PIDs of the rank processes of one point (their command line names the point's run folder)."""
     found = []
     for proc in Path("/proc").iterdir():
@@ -69,7 +69,7 @@ def _rank_processes(point_id: str) -> list[int]:
         except OSError:
             continue
         argv = cmd.split(b"\0")
-        if argv[1:3] == [b"-m", b"bmtk_scaling.run.rank_main"] and point_id.encode() in cmd:  # not srun's own
+        if argv[1:3] == [b"-m", b"bmtk_scaling.run.rank_main"] and str(run_dir).encode() in cmd:  # not srun's
             found.append(int(proc.name))
     return found
 
@@ -112,7 +112,7 @@ def submitted(slurm_cluster, tmp_path_factory):
     frozen: dict[int, dict[str, str]] = {}
 
     def freeze() -> bool:
-        for pid in _rank_processes(frozen_id):
+        for pid in _rank_processes(jobs / "results" / "runs" / frozen_id):
             if pid not in frozen:
                 os.kill(pid, signal.SIGSTOP)
                 frozen[pid] = _environ(pid)
