@@ -125,7 +125,7 @@ def _run(config: Path, metrics: Path | None, expect_ranks: int | None, status_di
     gathered = pc.py_allgather(mine)
     if rank == 0 and metrics is not None:
         summary = {"engine": sim.settings.engine.value, "neuron_loop": sim.settings.neuron_loop,
-                   "psolve": sim.settings.uses_psolve, "nhost": nhost,
+                   "psolve": sim.settings.uses_psolve, "nhost": nhost, "exchange": sim.exchange_in_force,
                    "ranks": sorted(gathered, key=lambda m: m["rank"]), "notes": list(net.notes)}
         write_text_atomic(metrics, json.dumps(summary, indent=2) + "\n")
     pc.barrier()
