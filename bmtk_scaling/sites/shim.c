@@ -29,7 +29,7 @@
 
 #define MAX_COMMS 128
 #define MAX_STAMPS 1024
-#define SPIN_S 300e-6 /* sleep until this close to the deadline, then spin: sleeps overshoot */
+#define SPIN_S 1e-3 /* sleep until this close to the deadline, then spin: sleeps overshoot */
 
 typedef struct {
     MPI_Comm comm;
