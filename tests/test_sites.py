@@ -72,7 +72,7 @@ def ping(tmp_path_factory):
 def pairs(tmp_path_factory):
     from network_builders import n_pairs
 
-    return n_pairs(tmp_path_factory.mktemp("sites") / "pairs", n_pairs=20, tstop=60.0)
+    return n_pairs(tmp_path_factory.mktemp("sites") / "pairs", n_pairs=20, tstop=40.0)
 
 
 def _variant(net, name: str, **switches) -> Path:
@@ -92,7 +92,7 @@ def test_latency_adds_the_model_time_and_changes_no_spike(pairs):
     L is large against the machine's noise (a wake-up from sleep on a loaded machine can be late by a
     millisecond), and the network small, so that the added time dominates.
     """
-    latency = 10.0
+    latency = 20.0
     config = _variant(pairs, "plain")
     plain = run_config(config, 2)
     zero = run_config(config, 2, sites=SiteModel((0, 1), 0.0))
@@ -131,3 +131,32 @@ def test_every_exchange_option_gives_the_same_spikes_under_latency(ping, engine)
         assert result.per_rank[0]["sites"]["cross_site_collectives"] > 0
         if name == "multisend":
             assert result.per_rank[0]["sites"]["cross_site_messages_sent"] > 0
+
+
+def test_sweep_axes_for_sites_and_exchange(tmp_path):
+    from bmtk_scaling.errors import SpecError
+    from bmtk_scaling.sweep.grid import expand_points
+    from bmtk_scaling.sweep.spec import parse_spec
+
+    base = ("name: s\nnetworks: [{builder: pairs, params: {tstop: 20.0}, sizes: {n_pairs: [10]}}]\nranks: [2, 4]\n"
+            "engines: [coreneuron]\n")
+    plain = expand_points(parse_spec(base))
+    assert [p.latency_ms for p in plain] == [None, None] and "_lat" not in plain[0].id  # old ids unchanged
+    points = expand_points(parse_spec(base + "latencies: [0.1, 10]\nexchanges: [default, compress]\n"))
+    assert len(points) == 8 and len({p.id for p in points}) == 8
+    four = next(p for p in points if p.ranks == 4 and p.exchange == "compress" and p.latency_ms == 10)
+    assert four.site_map == "0,0,1,1" and four.id.endswith("_lat10_xcompress_rep0")
+    with pytest.raises(SpecError, match="latencies must be a list"):
+        expand_points(parse_spec(base + "latencies: [fast]\n"))
+    with pytest.raises(SpecError, match="unknown exchanges"):
+        expand_points(parse_spec(base + "exchanges: [telepathy]\n"))
+
+
+def test_by_role_puts_senders_and_receivers_on_their_own_ranks(small_pairs):
+    from bmtk_scaling.errors import PartitionError
+    from bmtk_scaling.partition.map_file import make_map
+
+    pmap = make_map(small_pairs.simulation_config, 2, "by_role")
+    assert pmap.metrics["cut_fraction"] == 1.0  # every sender -> receiver synapse crosses
+    with pytest.raises(PartitionError, match="at least 2 ranks"):
+        make_map(small_pairs.simulation_config, 1, "by_role")
