@@ -160,3 +160,21 @@ def test_by_role_puts_senders_and_receivers_on_their_own_ranks(small_pairs):
     assert pmap.metrics["cut_fraction"] == 1.0  # every sender -> receiver synapse crosses
     with pytest.raises(PartitionError, match="at least 2 ranks"):
         make_map(small_pairs.simulation_config, 1, "by_role")
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_compression_where_nothing_crosses_ranks(pairs, tmp_path):
+    """By-assembly N-Pairs: no synapse crosses, so NEURON's exchange interval would be the 10 ms maximum,
+    which compressed exchange cannot encode (NEURON aborted on an assertion); the simulator shortens it."""
+    from bmtk_scaling.api import partition_network
+
+    placed = partition_network(pairs.simulation_config, 2, "by_assembly", out=tmp_path / "asm.h5")
+    assert placed.metrics["synapses_cut"] == 0
+    reference = _spikes(run_config(_variant(pairs, "asm_ref", partition=str(tmp_path / "asm.h5")), 2))
+    assert len(reference) > 20
+    for engine, extra in (("neuron", {}), ("coreneuron", {}), ("coreneuron", {"file_mode": True})):
+        name = f"asm_{engine}_{'files' if extra else 'mem'}"
+        result = run_config(_variant(pairs, name, engine=engine, spike_compress=20, partition=str(tmp_path / "asm.h5"),
+                                     **extra), 2)
+        assert np.array_equal(_spikes(result), reference), name

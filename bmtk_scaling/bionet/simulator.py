@@ -81,7 +81,7 @@ class ScalingBioSimulator(BioSimulator):
         if self.settings.uses_file_mode:
             return self._run_from_files(t0)
         self._configure_engine()
-        pc.set_maxstep(10)
+        pc.set_maxstep(self._max_step())
         h.finitialize(self.v_init)
         pc.barrier()
         t1 = time.perf_counter()
@@ -121,8 +121,10 @@ class ScalingBioSimulator(BioSimulator):
         self.timings["initialize"] = t1 - t0
         io.log_info(f"Running CORENEURON from files for {self.tstop:.3f} ms, dt {self.dt:.3f} ms")
         before = shim_counters()
+        pc.set_maxstep(self._max_step())  # NEURON's finitialize before writing checks it too
         times, gids = run_file_mode(self, self.tstop, self.dt, self.v_init, self.celsius,
-                                    self.output_dir / "coreneuron_files", verbose=opts.verbose, extra_args=extra)
+                                    self.output_dir / "coreneuron_files", verbose=opts.verbose, extra_args=extra,
+                                    mindelay=self._max_step())
         self._count_sites(before)
         t2 = time.perf_counter()
         self.timings["simulate"] = t2 - t1
@@ -152,6 +154,14 @@ class ScalingBioSimulator(BioSimulator):
             "bin_queue": bool(int(h.CVode().queue_mode()) & 1),
             "step_wait": True if core else ex.step_wait,  # CoreNEURON keeps its barrier whatever NEURON's is
         }
+
+    def _max_step(self) -> float:
+        """The longest exchange interval, ms: 10, or under 255 steps with spike compression, whose 1-byte
+        in-interval spike times NEURON asserts on (``usable_mindelay_ * dt1_ < 255``): a placement where
+        nothing crosses ranks (by-assembly on N-Pairs) would otherwise abort the run."""
+        if not self.settings.exchange.spike_compress:
+            return 10.0
+        return min(10.0, 250 * self.dt)
 
     def _coreneuron_exchange_args(self) -> list[str]:
         """The exchange switches as CoreNEURON's command line (file mode), as neuron/coreneuron.py writes them."""
