@@ -119,6 +119,13 @@ def test_every_exchange_option_gives_the_same_spikes_under_latency(ping, engine)
     reference = _spikes(run_config(_variant(ping, f"ref_{engine}", engine=engine), 2))
     variants = {"compress": {"spike_compress": 50, "gid_compress": True}, "multisend": {"multisend": True},
                 "bin_queue": {"bin_queue": True}, "no_step_wait": {"step_wait": False}}
+    if engine == "coreneuron":  # measured to give other spikes, or abort, under the shim: refused before launch
+        del variants["multisend"]
+        with pytest.raises(ConfigError, match="CoreNEURON's multisend exchange cannot run on emulated sites"):
+            _variant(ping, "ms_core", engine=engine, multisend=True, site_map="0,1")
+        plain = _variant(ping, "ms_core_plain", engine=engine, multisend=True)
+        with pytest.raises(ConfigError, match="gid2in"):
+            run_config(plain, 2, sites=SiteModel((0, 1), 1.0))
     for name, switches in variants.items():
         result = run_config(_variant(ping, f"{name}_{engine}", engine=engine, site_map="0,1", latency_ms=0.3,
                                      **switches), 2)
@@ -150,6 +157,10 @@ def test_sweep_axes_for_sites_and_exchange(tmp_path):
         expand_points(parse_spec(base + "latencies: [fast]\n"))
     with pytest.raises(SpecError, match="unknown exchanges"):
         expand_points(parse_spec(base + "exchanges: [telepathy]\n"))
+    from bmtk_scaling.sweep.grid import point_problems
+
+    spec = parse_spec(base + "latencies: [1]\nexchanges: [multisend]\n")
+    assert any("multisend" in p and "gid2in" in p for p in point_problems(spec, expand_points(spec)))
 
 
 def test_by_role_puts_senders_and_receivers_on_their_own_ranks(small_pairs):
