@@ -194,19 +194,6 @@ class SitesOptions(BaseModel):
         return SiteModel(self.site_map, self.latency_ms, self.bandwidth_mbit_s)
 
 
-CORENEURON_MULTISEND_SITES = (
-    "CoreNEURON's multisend exchange cannot run on emulated sites: with the latency shim loaded (even at 0 ms) "
-    "it gave different spikes or aborted (multisend.cpp: Assertion `gid2in_it != gid2in.end()'; N-Pairs, 50 "
-    "pairs, 2 ranks), while NEURON's multisend and CoreNEURON without the shim gave the reference spikes. Use "
-    "spike_compress on CoreNEURON, or multisend on NEURON")
-
-
-def check_sites_exchange(engine: Engine, exchange: ExchangeOptions, sites: SiteModel | None) -> None:
-    """Refuse what the latency shim cannot emulate faithfully (the one case measured to break)."""
-    if sites is not None and engine.is_coreneuron and exchange.multisend:
-        raise ConfigError(CORENEURON_MULTISEND_SITES)
-
-
 class Settings(BaseModel):
     """Everything the plugin reads from a simulation config."""
 
@@ -230,8 +217,6 @@ class Settings(BaseModel):
     def _engine_rules(self) -> Settings:
         if self.engine.is_coreneuron and self.neuron_loop == "bmtk":
             raise ValueError("neuron_loop 'bmtk' (stock h.run) runs on NEURON only: use 'psolve' with CoreNEURON")
-        if self.sites.site_map is not None and self.engine.is_coreneuron and self.exchange.multisend:
-            raise ValueError(CORENEURON_MULTISEND_SITES)
         permute = self.coreneuron.cell_permute
         if self.engine.is_coreneuron and permute is not None and permute not in self.valid_cell_permute:
             raise ValueError(f"coreneuron.cell_permute {permute} is not allowed on {self.engine.label}: NEURON "

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 from bmtk_scaling.atomic import begin_staging, exclusive_lock
-from bmtk_scaling.config.settings import check_sites_exchange
 from bmtk_scaling.environment import configure_neuron_environment, mpiexec_path
 from bmtk_scaling.errors import BmtkScalingError, RunFailed
 from bmtk_scaling.run.preflight import check_output_location, check_timeout, plan_run
@@ -64,7 +63,6 @@ def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = 
     sites = sites if sites is not None else plan.settings.sites.model
     if sites is not None:
         sites.check_ranks(ranks)
-        check_sites_exchange(plan.settings.engine, plan.settings.exchange, sites)
         library = shim_library()  # compiled (once) before any rank starts
     with exclusive_lock(plan.output_dir):
         check_output_location(load_config(config), plan.output_dir)  # again, now that no other run can write it

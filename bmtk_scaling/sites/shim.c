@@ -16,6 +16,7 @@
  *   BMTK_SCALING_BANDWIDTH_BPS bytes per second between sites; 0 or unset: unlimited
  *   BMTK_SCALING_SITES_OUT     folder for rank<k>.sites.json, the counts, written at MPI_Finalize
  * MPI_Initialized is deliberately not defined: NEURON looks that symbol up to find libmpi.
+ * A small cross-site Isend is sent before MPI_Isend returns (its request comes back complete), see MPI_Isend.
  * Not delayed (no wrapper): Ssend, Rsend, Bsend, Sendrecv, persistent and nonblocking receives,
  * nonblocking collectives; intercommunicators.
  */
@@ -422,9 +423,35 @@ int MPI_Send(const void *buf, int count, MPI_Datatype datatype, int dest, int ta
     return PMPI_Send(buf, count, datatype, dest, tag, comm);
 }
 
+/* A generalized request that is complete from the start: what a cross-site Isend returns (below). */
+static int done_query(void *extra, MPI_Status *st) {
+    (void)extra;
+    PMPI_Status_set_elements(st, MPI_BYTE, 0);
+    PMPI_Status_set_cancelled(st, 0);
+    st->MPI_SOURCE = MPI_UNDEFINED;
+    st->MPI_TAG = MPI_UNDEFINED;
+    return MPI_SUCCESS;
+}
+static int done_free(void *extra) { (void)extra; return MPI_SUCCESS; }
+static int done_cancel(void *extra, int complete) { (void)extra; (void)complete; return MPI_SUCCESS; }
+
+#define EAGER_BYTES 16384 /* cross-site Isends up to this size are sent at once (see MPI_Isend) */
+
+/* A small cross-site Isend is sent at once (PMPI_Send: the buffer is free when it returns) and returns a
+ * request that is already complete. CoreNEURON's multisend frees each Isend's request and reuses the spike
+ * buffer at once, which is safe only while MPICH copies small messages immediately; the delivery-time
+ * messages double the traffic, MPICH then queued some sends by reference, and the reused buffer sent the
+ * wrong spike (multisend.cpp's gid2in assertion, changed spikes). */
 int MPI_Isend(const void *buf, int count, MPI_Datatype datatype, int dest, int tag, MPI_Comm comm,
               MPI_Request *request) {
     before_send(count, datatype, dest, tag, comm);
+    comm_entry *e = ready ? entry_of(comm) : NULL;
+    if (crosses(e, dest) && e->hidden != MPI_COMM_NULL && type_bytes(datatype, count) <= EAGER_BYTES) {
+        int rc = PMPI_Send(buf, count, datatype, dest, tag, comm);
+        if (rc != MPI_SUCCESS) return rc;
+        PMPI_Grequest_start(done_query, done_free, done_cancel, NULL, request);
+        return PMPI_Grequest_complete(*request);
+    }
     return PMPI_Isend(buf, count, datatype, dest, tag, comm, request);
 }
 

@@ -214,10 +214,6 @@ def point_problems(spec: SweepSpec, points: list[Point], local: bool = True, str
     if threaded:
         problems.append(f"threads {threaded} with engine neuron: threads per rank are CoreNEURON's (nthread); "
                         "use engines [coreneuron] for those points (a grids: entry), or threads [1]")
-    if any(p.latency_ms is not None and p.engine.is_coreneuron and p.exchange == "multisend" for p in points):
-        from bmtk_scaling.config.settings import CORENEURON_MULTISEND_SITES
-
-        problems.append(f"exchanges [multisend] with engine coreneuron and latencies: {CORENEURON_MULTISEND_SITES}")
     if local and (gpu := gpu_problem(points)):
         problems.append(gpu)
     problems += _builder_problems({p.network for p in points})
