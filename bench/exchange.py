@@ -28,6 +28,7 @@ OPTIONS = {  # label -> (engine, exchange switches)
     "bin queue": ("neuron", {"bin_queue": True}),
     "CoreNEURON default": ("coreneuron", {}),
     "CoreNEURON compress 100": ("coreneuron", {"spike_compress": 100}),
+    "CoreNEURON multisend": ("coreneuron", {"multisend": True}),
 }
 
 
