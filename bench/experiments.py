@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, write_json  # noqa: E402
 
+from bmtk_scaling.report.report import make_report  # noqa: E402
 from bmtk_scaling.sweep.execute import run_sweep  # noqa: E402
 from bmtk_scaling.sweep.grid import load_points  # noqa: E402
 
@@ -56,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         outcome = run_sweep(spec, out, reduced=args.reduced, keep_going=True, points=points)
         seconds = time.perf_counter() - t0
-        copied = [] if args.reduced or outcome.report is None else publish(out / "report", DOCS / spec.name)
+        if outcome.complete:
+            make_report(outcome.csv, out / "report")
+        copied = [] if args.reduced or not outcome.complete else publish(out / "report", DOCS / spec.name)
         results.append({"name": spec.name, "points": outcome.total, "ran": outcome.ran, "skipped": outcome.skipped,
                         "failed": len(outcome.failed), "seconds": seconds, "published": copied})
     print(f"\n{'experiment':<26}{'points':>7}{'ran':>5}{'done before':>12}{'failed':>7}{'seconds':>9}")

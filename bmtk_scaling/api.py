@@ -140,11 +140,18 @@ configure_simulation.__signature__ = inspect.Signature(  # every setting by name
 configure_simulation.__doc__ += "\n    Settings:\n\n" + "".join(f"    - ``{o.name}``: {o.doc}\n" for o in options())
 
 
-def run_simulation(config: str | Path, ranks: int = 1, *, timeout: float = 3600.0, launcher: str = "mpiexec"):
-    """Run a simulation config on ``ranks`` MPI ranks; return its ``RunResult`` (times, memory, balance, spikes)."""
+def run_simulation(config: str | Path, ranks: int = 1, *, timeout: float = 3600.0, launcher: str = "mpiexec",
+                   sites: str | None = None, latency_ms: float = 0.0, bandwidth_mbit_s: float | None = None):
+    """Run a simulation config on ``ranks`` MPI ranks; return its ``RunResult`` (times, memory, balance, spikes).
+
+    ``sites`` (e.g. ``"0,1"``, the site of each rank) with ``latency_ms`` places the ranks on emulated sites
+    for this run (docs/sites.md), overriding the config's ``bmtk_scaling.sites``.
+    """
+    from bmtk_scaling.config.settings import validate_sites
     from bmtk_scaling.run.launcher import run_config
 
-    return run_config(Path(config), ranks, timeout=timeout, launcher=launcher)
+    model = validate_sites(sites, latency_ms, bandwidth_mbit_s) if sites is not None or latency_ms else None
+    return run_config(Path(config), ranks, timeout=timeout, launcher=launcher, sites=model)
 
 
 def compare_engines(config: str | Path, ranks: int = 1, *, out_dir: str | Path | None = None,

@@ -34,7 +34,7 @@ def test_wheel_carries_the_components(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for part in ("bmtk_scaling/components/mechanisms/modfiles/rtm.mod", "bmtk_scaling/components/templates/RTMCell.hoc",
                  "bmtk_scaling/components/synaptic_models/exc.json", "bmtk_scaling/cli/__init__.py",
-                 "network_builders/registry.py", "bmtk_scaling/_bmtk_private.py"):
+                 "network_builders/registry.py", "bmtk_scaling/_bmtk_private.py", "bmtk_scaling/sites/shim.c"):
         assert part in names, part
     assert not any(n.startswith("tests/") for n in names)
 

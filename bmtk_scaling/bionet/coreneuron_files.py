@@ -205,12 +205,12 @@ def _check_path(path: Path) -> str:
 
 
 def coreneuron_arguments(dat_dir: Path, out_dir: Path, tstop: float, dt: float, v_init: float, celsius: float,
-                         verbose: int = 1, extra: Sequence[str] = ()) -> list[str]:
+                         verbose: int = 1, extra: Sequence[str] = (), mindelay: float = 10.0) -> list[str]:
     """CoreNEURON command-line options for a file-mode run (long forms: ``-v`` means both --voltage and
     --version). Floats are written with ``repr`` so CoreNEURON parses exactly NEURON's values."""
     return ["--datpath", _check_path(dat_dir), "--outpath", _check_path(out_dir), "--tstop", repr(float(tstop)),
             "--dt", repr(float(dt)), "--celsius", repr(float(celsius)), "--voltage", repr(float(v_init)),
-            "--mindelay", "10", "--verbose", str(int(verbose)), *extra]
+            "--mindelay", repr(float(mindelay)), "--verbose", str(int(verbose)), *extra]
 
 
 def _time_grid(n_steps: int, dt: float) -> np.ndarray:
@@ -264,7 +264,7 @@ def read_out_dat(path: Path, dt: float, gids: Iterable[int] | None = None) -> tu
 
 def run_file_mode(sim, tstop: float, dt: float, v_init: float, celsius: float, work_dir: Path, *,
                   verbose: int = 1, extra_args: Sequence[str] = (), keep_files: bool = False,
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  mindelay: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
     """Run a built bionet model on CoreNEURON from files; return this rank's cells' spikes (times, gids).
 
     Call on every rank after the network is built, instead of ``finitialize``/``psolve``; the sequence
@@ -291,7 +291,7 @@ def run_file_mode(sim, tstop: float, dt: float, v_init: float, celsius: float, w
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
     pc.barrier()
-    args = coreneuron_arguments(dat_dir, out_dir, tstop, dt, v_init, celsius, verbose, extra_args)
+    args = coreneuron_arguments(dat_dir, out_dir, tstop, dt, v_init, celsius, verbose, extra_args, mindelay)
     with coreneuron(file_mode=True):
         pc.nrncore_run(" ".join([*args, "--skip-write-model-to-disk"]))
     pc.barrier()

@@ -25,6 +25,7 @@ from bmtk_scaling.bionet.coreneuron_files import run_file_mode
 from bmtk_scaling.bionet.reports import RECORDABLE, RecordedReport
 from bmtk_scaling.config.settings import Settings, read_settings
 from bmtk_scaling.mechanisms import export_coreneuron_library
+from bmtk_scaling.sites import shim_counters
 from bmtk_scaling.sonata.spikes import fix_spike_file
 
 pc = h.ParallelContext()
@@ -45,6 +46,8 @@ class ScalingBioSimulator(BioSimulator):
         sim = super().from_config(config, network, set_recordings)
         sim.settings = settings
         sim.timings = {}
+        sim.exchange_in_force = {}
+        sim.sites_counts = None
         sim.spike_file = config.get("output", {}).get("spikes_file")
         sim.mechanisms_dir = config.get("components", {}).get("mechanisms_dir")
         sim.output_dir = Path(config.output_dir)
@@ -74,16 +77,19 @@ class ScalingBioSimulator(BioSimulator):
             return
         for mod in simulation_modules(self):
             mod.initialize(self)
+        self._configure_exchange()
         if self.settings.uses_file_mode:
             return self._run_from_files(t0)
         self._configure_engine()
-        pc.set_maxstep(10)
+        pc.set_maxstep(self._max_step())
         h.finitialize(self.v_init)
         pc.barrier()
         t1 = time.perf_counter()
         self.timings["initialize"] = t1 - t0
         io.log_info(f"Running {self.settings.engine.label} (psolve) for {self.tstop:.3f} ms, dt {self.dt:.3f} ms")
+        before = shim_counters()
         pc.psolve(self.tstop)
+        self._count_sites(before)
         pc.barrier()
         t2 = time.perf_counter()
         self.timings["simulate"] = t2 - t1
@@ -110,11 +116,16 @@ class ScalingBioSimulator(BioSimulator):
         extra = ["--cell-permute", str(self.settings.cell_permute)]
         if self.settings.engine.gpu:
             extra.append("--gpu")
+        extra += self._coreneuron_exchange_args()
         t1 = time.perf_counter()
         self.timings["initialize"] = t1 - t0
         io.log_info(f"Running CORENEURON from files for {self.tstop:.3f} ms, dt {self.dt:.3f} ms")
+        before = shim_counters()
+        pc.set_maxstep(self._max_step())  # NEURON's finitialize before writing checks it too
         times, gids = run_file_mode(self, self.tstop, self.dt, self.v_init, self.celsius,
-                                    self.output_dir / "coreneuron_files", verbose=opts.verbose, extra_args=extra)
+                                    self.output_dir / "coreneuron_files", verbose=opts.verbose, extra_args=extra,
+                                    mindelay=self._max_step())
+        self._count_sites(before)
         t2 = time.perf_counter()
         self.timings["simulate"] = t2 - t1
         for mod in simulation_modules(self):
@@ -123,6 +134,52 @@ class ScalingBioSimulator(BioSimulator):
                     pop_id = self.net.gid_pool.get_pool_id(gid)
                     record_spike(mod, pop_id.node_id, t, pop_id.population)
         self._finish(t1, t2)
+
+    def _configure_exchange(self) -> None:
+        """NEURON's spike-exchange switches; CoreNEURON reads them back from NEURON (neuron/coreneuron.py)."""
+        ex = self.settings.exchange
+        if ex.spike_compress or ex.multisend:
+            pc.spike_compress(ex.spike_compress, int(ex.gid_compress), ex.xchng_meth)
+        if ex.bin_queue:
+            h.CVode().queue_mode(1, 0)
+        if not ex.step_wait:
+            pc.step_wait(-1)
+        core = self.settings.engine.is_coreneuron
+        multisend = int(pc.send_time(8))  # NEURON's exchange-method bits, as neuron/coreneuron.py reads them
+        self.exchange_in_force = {
+            "spike_compress": int(pc.spike_compress(-1)),
+            # CoreNEURON is passed nspike only (--spkcompress); it has no gid compression switch
+            "gid_compress": bool(ex.gid_compress) and not core,
+            "multisend": bool(multisend & 1), "xchng_meth": ex.xchng_meth,
+            "bin_queue": bool(int(h.CVode().queue_mode()) & 1),
+            "step_wait": True if core else ex.step_wait,  # CoreNEURON keeps its barrier whatever NEURON's is
+        }
+
+    def _max_step(self) -> float:
+        """The longest exchange interval, ms: 10, or under 255 steps with spike compression, whose 1-byte
+        in-interval spike times NEURON asserts on (``usable_mindelay_ * dt1_ < 255``): a placement where
+        nothing crosses ranks (by-assembly on N-Pairs) would otherwise abort the run."""
+        if not self.settings.exchange.spike_compress:
+            return 10.0
+        return min(10.0, 250 * self.dt)
+
+    def _coreneuron_exchange_args(self) -> list[str]:
+        """The exchange switches as CoreNEURON's command line (file mode), as neuron/coreneuron.py writes them."""
+        ex, args = self.settings.exchange, []
+        if ex.bin_queue:
+            args.append("--binqueue")
+        if ex.spike_compress:
+            args += ["--spkcompress", str(ex.spike_compress)]
+        if ex.multisend:
+            args += ["--multisend", "--ms-subintervals", str(ex.multisend_subintervals),
+                     "--ms-phases", str(ex.multisend_phases)]
+        return args
+
+    def _count_sites(self, before: dict | None) -> None:
+        """What the latency shim counted during the simulation itself (None when no shim is loaded)."""
+        after = shim_counters()
+        if before is not None and after is not None:
+            self.sites_counts = {k: after[k] - before[k] for k in after}
 
     def _configure_engine(self) -> None:
         from neuron import coreneuron
@@ -145,5 +202,9 @@ class ScalingBioSimulator(BioSimulator):
         pc.barrier()
 
     def rank_load(self) -> dict:
-        """This rank's compute and wait time (NEURON only: CoreNEURON reports 0)."""
-        return {"step_time": float(pc.step_time()), "wait_time": float(pc.wait_time())}
+        """This rank's compute and wait time (NEURON only: CoreNEURON reports 0), and what the latency shim
+        counted during the simulation."""
+        load = {"step_time": float(pc.step_time()), "wait_time": float(pc.wait_time())}
+        if self.sites_counts is not None:
+            load["sites"] = self.sites_counts
+        return load

@@ -26,6 +26,8 @@ def _click_option(o) -> click.Option:
     if o.kind is int:
         kind = click.IntRange(o.minimum, o.maximum) if (o.minimum, o.maximum) != (None, None) else int
         return click.Option([flag, o.name], type=kind, help=help_text)
+    if o.kind is float:
+        return click.Option([flag, o.name], type=click.FloatRange(min=o.minimum), help=help_text)
     return click.Option([flag, o.name], type=str, help=help_text)
 
 

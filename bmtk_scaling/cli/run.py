@@ -13,14 +13,24 @@ import click
 @click.option("--timeout", type=float, default=3600.0, show_default=True, help="seconds before the run is stopped")
 @click.option("--launcher", type=click.Choice(["mpiexec", "srun"]), default="mpiexec", show_default=True,
               help="how ranks are started (srun inside a SLURM allocation)")
+@click.option("--sites", "site_map", type=str, default=None,
+              help="emulated sites: the site of each rank, e.g. 0,1 (overrides bmtk_scaling.sites; docs/sites.md)")
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=None, help="one-way latency between sites, ms")
+@click.option("--bandwidth-mbit-s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="bandwidth between sites, Mbit/s (default unlimited)")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="write the measurements here")
-def command(config: Path, ranks: int, timeout: float, launcher: str, json_out: Path | None) -> None:
+def command(config: Path, ranks: int, timeout: float, launcher: str, site_map: str | None, latency_ms: float | None,
+            bandwidth_mbit_s: float | None, json_out: Path | None) -> None:
     """Run a simulation config under MPI and report time, memory, balance and spikes."""
     from bmtk_scaling.atomic import write_json
+    from bmtk_scaling.config.settings import validate_sites
     from bmtk_scaling.run.launcher import run_config
     from bmtk_scaling.run.result import result_to_dict
 
-    result = run_config(config, ranks, timeout=timeout, launcher=launcher)
+    sites = None
+    if site_map is not None or latency_ms is not None or bandwidth_mbit_s is not None:
+        sites = validate_sites(site_map, latency_ms or 0.0, bandwidth_mbit_s, where="--sites/--latency-ms")
+    result = run_config(config, ranks, timeout=timeout, launcher=launcher, sites=sites)
     for note in result.notes:
         click.echo(f"  note: {note}")
     for key, val in result.summary.items():

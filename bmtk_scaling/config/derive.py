@@ -18,7 +18,7 @@ from typing import Any
 
 from bmtk_scaling.atomic import write_text_atomic
 from bmtk_scaling.config.settings import (
-    CORENEURON_FIELDS,
+    NESTED_FIELDS,
     SECTION,
     SETTING_NAMES,
     Engine,
@@ -45,17 +45,18 @@ def derive_config(config: Mapping[str, Any], *, output_dir: str | None = None, *
         raise ConfigError(f"unknown setting(s) {unknown}; known: {', '.join(SETTING_NAMES)}")
     current = read_settings(config)
     data = current.model_dump()
-    core = dict(data.pop("coreneuron"))
+    nested = {section: dict(data.pop(section)) for section in NESTED_FIELDS}
     for name, value in changes.items():
         if value is None:
             continue
         if name == "engine":
             value = Engine.parse(value)
-        if name in CORENEURON_FIELDS:
-            core[name] = value
+        section = next((s for s, fields in NESTED_FIELDS.items() if name in fields), None)
+        if section is not None:
+            nested[section][name] = value
         else:
             data[name] = value
-    return with_settings(config, validate_settings({**data, "coreneuron": core}), output_dir=output_dir)
+    return with_settings(config, validate_settings({**data, **nested}), output_dir=output_dir)
 
 
 def with_settings(config: Mapping[str, Any], settings: Settings, output_dir: str | None = None) -> dict[str, Any]:

@@ -10,8 +10,13 @@ plus ``coreneuron.gpu``, and read back as one :class:`Engine`:
         "partition": "$BASE_DIR/partitions/metis_2.h5",
         "neuron_loop": "psolve",
         "synapses": "shared",
-        "coreneuron": {"gpu": false, "cell_permute": null, "file_mode": false, "nthread": 1, "verbose": 1}
+        "coreneuron": {"gpu": false, "cell_permute": null, "file_mode": false, "nthread": 1, "verbose": 1},
+        "exchange": {"spike_compress": 100, "step_wait": false},
+        "sites": {"site_map": [0, 1], "latency_ms": 10}
     }
+
+``exchange`` holds NEURON's spike-exchange switches (passed on to CoreNEURON), ``sites`` the emulated
+multi-site latency (:mod:`bmtk_scaling.sites`, docs/sites.md); both are written only where set.
 
 Every option is declared once below, with its type, default, doc and validator; the config reader,
 :func:`bmtk_scaling.config.derive.derive_config`, the ``configure`` command's options and the docs
@@ -28,9 +33,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bmtk_scaling.errors import ConfigError
+from bmtk_scaling.sites.model import SiteModel, parse_site_map
 
 SECTION = "bmtk_scaling"
 
@@ -104,6 +110,90 @@ class CoreNeuronOptions(BaseModel):
                          json_schema_extra=_cli("coreneuron-verbose"))
 
 
+class ExchangeOptions(BaseModel):
+    """How spikes cross ranks: NEURON's spike-exchange switches, passed on to CoreNEURON too.
+
+    They decide how many MPI calls a spike exchange makes, which is what latency between sites costs.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spike_compress: int = Field(
+        0, ge=0, description="spikes per rank sent in the fixed-size Allgather of each exchange (pc.spike_compress "
+        "nspike; only overflow needs a second call); 0: NEURON's default exchange", json_schema_extra=_cli())
+    gid_compress: bool = Field(
+        False, description="send short local ids instead of gids in the compressed exchange (needs spike_compress > 0; "
+        "NEURON only: CoreNEURON is passed nspike alone)", json_schema_extra=_cli())
+    multisend: bool = Field(
+        False, description="point-to-point spike exchange (NEURON's multisend, xchng_meth bit 1) instead of "
+        "an Allgather to every rank", json_schema_extra=_cli())
+    multisend_subintervals: int = Field(
+        1, ge=1, le=2, description="multisend: exchanges per minimum-delay interval (2 sets xchng_meth bit 4)",
+        json_schema_extra=_cli())
+    multisend_phases: int = Field(
+        1, ge=1, le=2, description="multisend: 2 relays through a second phase (xchng_meth bit 8)",
+        json_schema_extra=_cli())
+    bin_queue: bool = Field(
+        False, description="fixed-step bin queue for spike delivery (CVode.queue_mode bit 1)", json_schema_extra=_cli())
+    step_wait: bool = Field(
+        True, description="NEURON's barrier before each exchange, which measures wait time; false: "
+        "pc.step_wait(-1) removes it (CoreNEURON has no such barrier switch)", json_schema_extra=_cli())
+
+    @model_validator(mode="after")
+    def _combination(self) -> ExchangeOptions:
+        if self.gid_compress and self.spike_compress == 0:
+            raise ValueError("exchange.gid_compress needs exchange.spike_compress > 0 (e.g. 100)")
+        if self.multisend and self.spike_compress:
+            raise ValueError("exchange.multisend and exchange.spike_compress are two different exchanges: choose one")
+        if not self.multisend and (self.multisend_subintervals, self.multisend_phases) != (1, 1):
+            raise ValueError("exchange.multisend_subintervals / multisend_phases need exchange.multisend true")
+        return self
+
+    @property
+    def xchng_meth(self) -> int:
+        """NEURON's exchange-method bits (third argument of pc.spike_compress)."""
+        if not self.multisend:
+            return 0
+        return 1 | (4 if self.multisend_subintervals == 2 else 0) | (8 if self.multisend_phases == 2 else 0)
+
+    @property
+    def is_default(self) -> bool:
+        return self == ExchangeOptions()
+
+
+class SitesOptions(BaseModel):
+    """Emulated sites: which rank is where, and what a message between sites costs (docs/sites.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    site_map: tuple[int, ...] | None = Field(
+        None, description="site of each MPI rank, e.g. 0,1 or 0,0,1,1; none: one site, no shim",
+        json_schema_extra=_cli("sites"))
+    latency_ms: float = Field(0.0, ge=0, le=10000, description="one-way latency between sites, ms",
+                              json_schema_extra=_cli())
+    bandwidth_mbit_s: float | None = Field(
+        None, gt=0, description="bandwidth between sites, Mbit/s; none: unlimited", json_schema_extra=_cli())
+
+    @field_validator("site_map", mode="before")
+    @classmethod
+    def _parse_map(cls, value: Any) -> Any:
+        return None if value is None else parse_site_map(value)
+
+    @model_validator(mode="after")
+    def _needs_map(self) -> SitesOptions:
+        if self.site_map is None and (self.latency_ms or self.bandwidth_mbit_s):
+            raise ValueError("sites.latency_ms / bandwidth_mbit_s need sites.site_map (the site of each rank, "
+                             "e.g. --sites 0,1)")
+        return self
+
+    @property
+    def model(self) -> SiteModel | None:
+        """The site model, or None when every rank is on one site (the shim is not loaded)."""
+        if self.site_map is None:
+            return None
+        return SiteModel(self.site_map, self.latency_ms, self.bandwidth_mbit_s)
+
+
 class Settings(BaseModel):
     """Everything the plugin reads from a simulation config."""
 
@@ -120,6 +210,8 @@ class Settings(BaseModel):
         "shared", description="synapse instantiation: one point process per cell and synapse type (shared), one "
         "per edge (per_edge), or bionet's own (bmtk)", json_schema_extra=_cli())
     coreneuron: CoreNeuronOptions = Field(default_factory=CoreNeuronOptions)
+    exchange: ExchangeOptions = Field(default_factory=ExchangeOptions)
+    sites: SitesOptions = Field(default_factory=SitesOptions)
 
     @model_validator(mode="after")
     def _engine_rules(self) -> Settings:
@@ -149,6 +241,8 @@ class Settings(BaseModel):
     def uses_file_mode(self) -> bool:
         return self.engine.is_coreneuron and self.coreneuron.file_mode
 
+
+NESTED = {"coreneuron": CoreNeuronOptions, "exchange": ExchangeOptions, "sites": SitesOptions}
 
 STOCK = Settings(neuron_loop="bmtk", synapses="bmtk")  # bionet as shipped: its placement, edges and h.run
 
@@ -184,11 +278,21 @@ def validate_settings(data: Mapping[str, Any], where: str = "the settings") -> S
         raise ConfigError(f"{where}: " + "; ".join(_describe(e) for e in err.errors())) from None
 
 
+def validate_sites(site_map: Any, latency_ms: float = 0.0, bandwidth_mbit_s: float | None = None,
+                   where: str = "sites") -> SiteModel | None:
+    """A site model from command-line values, checked like the config's ``sites`` section."""
+    try:
+        return SitesOptions(site_map=site_map, latency_ms=latency_ms, bandwidth_mbit_s=bandwidth_mbit_s).model
+    except ValidationError as err:
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors())
+        raise ConfigError(f"{where}: {problems}") from None
+
+
 def _describe(error: dict) -> str:
     loc = ".".join(str(part) for part in error["loc"])
     where = f"{SECTION}.{loc}" if loc and loc != "engine" else (loc or SECTION)
     if error["type"] == "extra_forbidden":
-        model = CoreNeuronOptions if error["loc"][:1] == ("coreneuron",) else Settings
+        model = NESTED.get(str(error["loc"][0]), Settings) if len(error["loc"]) > 1 else Settings
         known = sorted(set(model.model_fields) - {"engine"} | ({"gpu"} if model is CoreNeuronOptions else set()))
         return f"unknown key {where!r} (known: {', '.join(known)})"
     message = error["msg"].removeprefix("Value error, ")
@@ -201,9 +305,13 @@ def settings_to_config(config: Mapping[str, Any], settings: Settings) -> dict[st
     """A copy of ``config`` whose engine and ``bmtk_scaling`` section say ``settings`` (every option written)."""
     new = dict(config)
     new["target_simulator"] = settings.engine.target_simulator
-    section = {k: v for k, v in settings.model_dump(mode="json", exclude={"engine", "coreneuron"}).items()
+    section = {k: v for k, v in settings.model_dump(mode="json", exclude={"engine", *NESTED}).items()
                if not (k == "partition" and v is None)}
     section["coreneuron"] = {"gpu": settings.engine.gpu, **settings.coreneuron.model_dump(mode="json")}
+    for name in ("exchange", "sites"):  # written only where set, so configs without them stay as they were
+        value = getattr(settings, name)
+        if value != type(value)():
+            section[name] = value.model_dump(mode="json")
     new[SECTION] = section
     return new
 
@@ -226,9 +334,9 @@ class Option:
 def options() -> list[Option]:
     """Every setting, in declaration order: what ``configure`` offers and ``docs/configuration.md`` lists."""
     out = []
-    for model, prefix in ((Settings, SECTION), (CoreNeuronOptions, f"{SECTION}.coreneuron")):
+    for model, prefix in ((Settings, SECTION), *((m, f"{SECTION}.{n}") for n, m in NESTED.items())):
         for name, info in model.model_fields.items():
-            if name == "coreneuron":
+            if name in NESTED:
                 continue
             extra = info.json_schema_extra or {}
             ann = info.annotation
@@ -237,10 +345,12 @@ def options() -> list[Option]:
                 kind, choices = Engine, tuple(e.value for e in Engine)
             elif getattr(ann, "__origin__", None) is Literal:
                 kind, choices = str, tuple(ann.__args__)
-            elif ann in (bool, int):
+            elif ann in (bool, int, float):
                 kind = ann
             elif ann == int | None:
                 kind = int
+            elif ann == float | None:
+                kind = float
             else:
                 kind = str
             bounds = {type(m).__name__: m for m in info.metadata}
@@ -260,9 +370,13 @@ def options_table() -> str:
             allowed = ", ".join(o.choices)
         elif o.kind is bool:
             allowed = "true, false"
+        elif o.kind is float:
+            allowed = "number" + (f" >= {o.minimum}" if o.minimum is not None else " > 0")
         elif o.minimum is not None or o.maximum is not None:
             low, high = ("" if b is None else b for b in (o.minimum, o.maximum))
             allowed = f"integer {low}..{high}"
+        elif o.name == "site_map":
+            allowed = "site numbers, one per rank"
         else:
             allowed = "a path" if o.name == "partition" else o.kind.__name__
         default = json.dumps(o.default.value if isinstance(o.default, Engine) else o.default)
@@ -272,4 +386,5 @@ def options_table() -> str:
 
 
 CORENEURON_FIELDS = frozenset(CoreNeuronOptions.model_fields)
+NESTED_FIELDS = {name: frozenset(model.model_fields) for name, model in NESTED.items()}  # option -> its section
 SETTING_NAMES = tuple(o.name for o in options())

@@ -72,6 +72,11 @@ def _cache_root() -> Path:
     return Path(root).expanduser() if root else Path.home() / ".cache" / "bmtk-scaling"
 
 
+def cache_root() -> Path:
+    """Where every build of the package is cached (``$BMTK_SCALING_CACHE``, else ``~/.cache/bmtk-scaling``)."""
+    return _cache_root()
+
+
 def _nrnivmodl() -> Path:
     """nrnivmodl of the running interpreter's NEURON (a mismatched one would build an unloadable library)."""
     # sys.executable is not resolved on purpose: its parent is the venv's bin, not the base python's.

@@ -86,6 +86,27 @@ def by_assembly(graph: NetworkGraph, n_ranks: int, *, seed: int = 0, attribute: 
     return ranks
 
 
+def by_role(graph: NetworkGraph, n_ranks: int, *, seed: int = 0) -> np.ndarray:
+    """Each ``role`` (N-Pairs: receiver, sender) on its own share of the ranks, its cells dealt round robin
+    there: on 2 ranks every receiver on rank 0 and every sender on rank 1, so every synapse crosses (Fig. 1
+    C's senders on one site and receivers on the other). Balance is not the aim."""
+    try:
+        role = graph.attribute("role")
+    except BmtkScalingError:
+        raise PartitionError("by_role needs the node attribute 'role' (N-Pairs has it: sender / receiver), which "
+                             "this network lacks: choose another strategy") from None
+    names, group = np.unique(role, return_inverse=True)
+    if n_ranks < len(names):
+        raise PartitionError(f"by_role puts each of the {len(names)} roles on its own ranks: use at least "
+                             f"{len(names)} ranks, got {n_ranks}")
+    ranks = np.empty(group.size, np.int64)
+    for g in range(len(names)):
+        first, last = g * n_ranks // len(names), (g + 1) * n_ranks // len(names)
+        members = np.flatnonzero(group == g)
+        ranks[members] = first + np.arange(members.size) % (last - first)
+    return ranks
+
+
 def _assembly_order(assembly: np.ndarray, node_type: np.ndarray) -> np.ndarray:
     """Cells by assembly; inside one, each node type spread evenly along the block (by its fractional
     position among the assembly's cells of that type), so an assembly split between ranks gives each
@@ -138,6 +159,7 @@ STRATEGIES: dict[str, Callable[..., np.ndarray]] = {
     "round_robin": round_robin,
     "random": random,
     "by_assembly": by_assembly,
+    "by_role": by_role,
     "metis": metis,
     "metis_volume": metis_volume,
 }

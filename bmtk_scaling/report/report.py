@@ -193,6 +193,16 @@ def _experiment(df: pd.DataFrame, fig: FigureSpec, tmp: Path, how: str):
     if missing:
         return f"the results have no column {missing}"
     data = df.dropna(subset=[cols["x"], cols["y"]])
+    for key, value in fig.where:
+        column = _column(data, key)
+        if column is None:
+            return f"the results have no column {key!r}"
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            data = data[pd.to_numeric(data[column], errors="coerce") == float(value)]
+        else:
+            data = data[data[column].astype(str) == str(value)]
+    if data.empty:
+        return f"no rows with {dict(fig.where)}"
     if data[cols["x"]].nunique() < 2 and not cols["hue"]:
         return f"only one value of {fig.x}"
     sp.plot_experiment(data, cols["x"], cols["y"], cols["hue"], cols["style"], fig.ratio, tmp / f"{fig.name}.png",

@@ -26,6 +26,7 @@ from bmtk_scaling.errors import BmtkScalingError, RunFailed
 from bmtk_scaling.run.preflight import check_output_location, check_timeout, plan_run
 from bmtk_scaling.run.rank_main import FAILURE_TAG
 from bmtk_scaling.run.result import RunResult
+from bmtk_scaling.sites import SiteModel, rank_environment, read_rank_counts, shim_library
 from bmtk_scaling.sonata.configs import load_config
 from bmtk_scaling.sonata.spikes import read_spikes
 
@@ -49,9 +50,11 @@ def launch_command(launcher: str, ranks: int) -> list[str]:
 
 
 def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = True,
-               launcher: str = "mpiexec") -> RunResult:
+               launcher: str = "mpiexec", sites: SiteModel | None = None) -> RunResult:
     """Run ``config`` on ``ranks`` MPI processes and return its measurements; raise RunFailed otherwise.
 
+    ``sites`` (else the config's ``bmtk_scaling.sites``) places the ranks on emulated sites: the latency
+    shim is preloaded into every rank and its counts come back in the result.
     Everything :func:`~bmtk_scaling.run.preflight.plan_run` checks is refused before any rank starts.
     The ranks write into a fresh hidden folder beside ``output_dir``, which replaces the last output
     only when the run succeeded: a failed, stopped or timed-out run costs nothing already there.
@@ -60,13 +63,22 @@ def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = 
     prefix = launch_command(launcher, ranks) if isinstance(ranks, int) and ranks >= 1 else None
     plan = plan_run(config, ranks)
     config = plan.config
+    sites = sites if sites is not None else plan.settings.sites.model
+    if sites is not None:
+        sites.check_ranks(ranks)
+        library = shim_library()  # compiled (once) before any rank starts
     with exclusive_lock(plan.output_dir):
         check_output_location(load_config(config), plan.output_dir)  # again, now that no other run can write it
         staging = begin_staging(plan.output_dir, kind="run output")
         scratch = staging.folder / ".bmtk-scaling-run"  # metrics and per-rank phases; removed before commit
         scratch.mkdir()
+        site_counts = None
         try:
-            data, wall = _launch(prefix, config, ranks, timeout, quiet, staging.folder, scratch, plan.mechanisms_dir)
+            rank_prefix = [] if sites is None else rank_environment(sites, library, scratch)
+            data, wall = _launch(prefix, rank_prefix, config, ranks, timeout, quiet, staging.folder, scratch,
+                                 plan.mechanisms_dir)
+            if sites is not None:
+                site_counts = read_rank_counts(scratch, ranks)
             shutil.rmtree(scratch)
             staging.commit()
         except BaseException:
@@ -75,7 +87,16 @@ def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = 
     spikes = read_spikes(plan.spikes_file)
     return RunResult(config=str(config), ranks=ranks, engine=data["engine"], neuron_loop=data["neuron_loop"],
                      wall_s=wall, spikes_file=str(plan.spikes_file), spike_count=len(spikes), per_rank=data["ranks"],
-                     notes=[*plan.notes, *data.get("notes", [])], predicted_imbalance=_predicted_imbalance(plan))
+                     notes=[*plan.notes, *data.get("notes", [])], predicted_imbalance=_predicted_imbalance(plan),
+                     exchange=data.get("exchange", {}), sites=_sites_record(sites, site_counts))
+
+
+def _sites_record(sites: SiteModel | None, counts: list[dict] | None) -> dict | None:
+    """The site model in force and the shim's counts per rank: whole run, and the simulation alone."""
+    if sites is None:
+        return None
+    return {"site_map": list(sites.site_map), "latency_ms": sites.latency_ms,
+            "bandwidth_mbit_s": sites.bandwidth_mbit_s, "run_per_rank": counts}
 
 
 def _predicted_imbalance(plan) -> float | None:
@@ -86,12 +107,13 @@ def _predicted_imbalance(plan) -> float | None:
     return read_map(load_config(plan.config).resolve(plan.settings.partition)).metrics.get("imbalance")
 
 
-def _launch(prefix: list[str], config: Path, ranks: int, timeout: float, quiet: bool, out_dir: Path,
-            scratch: Path, mechanisms_dir: Path | None) -> tuple[dict, float]:
+def _launch(prefix: list[str], rank_prefix: list[str], config: Path, ranks: int, timeout: float, quiet: bool,
+            out_dir: Path, scratch: Path, mechanisms_dir: Path | None) -> tuple[dict, float]:
     """Start the ranks, wait for them (or stop them), and return rank 0's metrics and the wall time."""
     metrics = scratch / "metrics.json"
-    cmd = [*prefix, sys.executable, "-m", "bmtk_scaling.run.rank_main", str(config), "--metrics", str(metrics),
-           "--expect-ranks", str(ranks), "--status-dir", str(scratch), "--output-dir", str(out_dir),
+    cmd = [*prefix, *rank_prefix, sys.executable, "-m", "bmtk_scaling.run.rank_main", str(config),
+           "--metrics", str(metrics), "--expect-ranks", str(ranks), "--status-dir", str(scratch),
+           "--output-dir", str(out_dir),
            *(["--mechanisms-dir", str(mechanisms_dir)] if mechanisms_dir else [])]
     env = configure_neuron_environment(dict(os.environ))
     env["PYTHONUNBUFFERED"] = "1"

@@ -131,12 +131,22 @@ def _run(config: Path, metrics: Path | None, expect_ranks: int | None, status_di
     gathered = pc.py_allgather(mine)
     if rank == 0 and metrics is not None:
         summary = {"engine": sim.settings.engine.value, "neuron_loop": sim.settings.neuron_loop,
-                   "psolve": sim.settings.uses_psolve, "nhost": nhost,
-                   "ranks": sorted(gathered, key=lambda m: m["rank"]), "notes": list(net.notes)}
+                   "psolve": sim.settings.uses_psolve, "nhost": nhost, "exchange": sim.exchange_in_force,
+                   "ranks": sorted(gathered, key=lambda m: m["rank"]), "notes": [*net.notes, *_sites_notes(settings)]}
         write_text_atomic(metrics, json.dumps(summary, indent=2) + "\n")
     pc.barrier()
     if staging is not None:
         staging.commit()
+
+
+def _sites_notes(settings) -> list[str]:
+    """A config with sites run without the latency shim (python run_bionet.py under mpiexec) ran on one site."""
+    from bmtk_scaling.sites import shim_counters
+
+    if settings.sites.model is None or shim_counters() is not None:
+        return []
+    return ["the config places ranks on sites, but the latency shim was not loaded (only bmtk-scaling run loads "
+            "it): this run had no added latency"]
 
 
 def _stage_outputs(config: Path, nhost: int, stack: contextlib.ExitStack):

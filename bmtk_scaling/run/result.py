@@ -21,6 +21,8 @@ class RunResult:
     per_rank: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the checks and the ranks said the user should know
     predicted_imbalance: float | None = None  # max/mean cost per rank of the partition map used, if any
+    exchange: dict = field(default_factory=dict)  # the spike-exchange switches in force (rank 0's NEURON)
+    sites: dict | None = None  # emulated sites: the model and the latency shim's counts per rank (whole run)
 
     def _col(self, key: str) -> np.ndarray:
         return np.array([r.get(key, 0.0) for r in self.per_rank], dtype=float)
@@ -48,6 +50,11 @@ class RunResult:
         out["wait_max_s"] = float(self._col("wait_time").max()) if step.max() > 0 else None
         out["imbalance"] = float(step.max() / step.mean()) if step.max() > 0 else None  # measured: max/mean
         out["predicted_imbalance"] = self.predicted_imbalance  # the map's max/mean cost
+        if self.sites is not None:
+            out["sites"] = f"{len(set(self.sites['site_map']))} site(s), {self.sites['latency_ms']:g} ms one way"
+            for key in ("cross_site_collectives", "cross_site_messages_sent", "model_delay_s"):
+                # during the simulation, the slowest (most-counting) rank; the whole run's are in sites
+                out[f"sim_{key}"] = float(max(r.get("sites", {}).get(key, 0.0) for r in self.per_rank))
         return out
 
 

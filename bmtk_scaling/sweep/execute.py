@@ -43,7 +43,7 @@ from bmtk_scaling.sweep.records import (
     read_point,
     write_json_durable,
 )
-from bmtk_scaling.sweep.spec import SweepSpec
+from bmtk_scaling.sweep.spec import EXCHANGE_PRESETS, SweepSpec
 
 log = logging.getLogger(__name__)
 SPEC_COPY = "spec.yaml"
@@ -255,7 +255,8 @@ class _PointRunner:
             shutil.rmtree(run_dir)
         source = net["path"] / "simulation_config.json"
         new = derive_config(load_config(source).data, engine=point.engine,
-                            nthread=point.threads if point.engine.is_coreneuron else None, partition=map_ref)
+                            nthread=point.threads if point.engine.is_coreneuron else None, partition=map_ref,
+                            site_map=point.site_map, latency_ms=point.latency_ms, **EXCHANGE_PRESETS[point.exchange])
         run_dir.mkdir(parents=True)
         config = write_config(new, source, run_dir / "config.json", output_dir="./output")
         return config, net, metrics

@@ -67,10 +67,22 @@ class Point:
     repeat: int
     size_index: int
     grid_index: int
+    latency_ms: float | None = None  # ranks split over 2 emulated sites this far apart; None: one site
+    exchange: str = "default"  # a name in EXCHANGE_PRESETS
 
     @property
     def id(self) -> str:
-        return f"{self.network.key}_r{self.ranks}t{self.threads}_{self.strategy}_{self.engine}_rep{self.repeat}"
+        extra = ("" if self.latency_ms is None else f"_lat{self.latency_ms:g}") + (
+            "" if self.exchange == "default" else f"_x{self.exchange}")  # points without either keep their ids
+        return (f"{self.network.key}_r{self.ranks}t{self.threads}_{self.strategy}_{self.engine}{extra}"
+                f"_rep{self.repeat}")
+
+    @property
+    def site_map(self) -> str | None:
+        """Two sites: the first half of the ranks on site 0, the rest on site 1 (None: one site)."""
+        if self.latency_ms is None:
+            return None
+        return ",".join(str(r * 2 // self.ranks) for r in range(self.ranks))
 
     @property
     def gpu(self) -> bool:
@@ -92,7 +104,8 @@ def count_points(spec: SweepSpec, reduced: bool = False) -> int:
     for grid in _grids(spec, reduced):
         shapes = sum(1 for r in grid.ranks for t in grid.threads
                      if grid.total_cores is None or r * t in grid.total_cores)
-        per_size = len(grid.seeds) * shapes * len(grid.strategies) * len(grid.engines) * grid.repeats
+        per_size = (len(grid.seeds) * shapes * len(grid.strategies) * len(grid.engines) * grid.repeats
+                    * len(grid.latencies or [None]) * len(grid.exchanges))
         for entry in spec.networks:
             if entry.valid and (grid.networks is None or entry.name in grid.networks):
                 total += len((entry.reduced_sizes if reduced else entry.sizes) or []) * per_size
@@ -146,15 +159,16 @@ def _override(grid: Grid, axes: dict[str, Any]) -> Grid:
 
 def _grid_points(entry: NetworkEntry, size: dict, size_index: int, grid_index: int, grid: Grid, repeat: int):
     defaults = builder_parameters(entry.builder)
-    for seed, ranks, threads, strategy, engine in itertools.product(grid.seeds, grid.ranks, grid.threads,
-                                                                    grid.strategies, grid.engines):
+    for seed, ranks, threads, strategy, engine, latency, exchange in itertools.product(
+            grid.seeds, grid.ranks, grid.threads, grid.strategies, grid.engines, grid.latencies or [None],
+            grid.exchanges):
         if grid.total_cores is not None and ranks * threads not in grid.total_cores:
             continue
         params = {**defaults, **entry.params, **size, "seed": seed}
         for key in entry.scale_with_ranks:
             params[key] = params[key] * ranks
         net = NetworkPoint(entry.name, entry.builder, json.dumps(params, sort_keys=True))
-        yield Point(net, ranks, threads, strategy, Engine(engine), repeat, size_index, grid_index)
+        yield Point(net, ranks, threads, strategy, Engine(engine), repeat, size_index, grid_index, latency, exchange)
 
 
 def load_points(path, reduced: bool = False, local: bool = True, force: bool = False

@@ -92,7 +92,8 @@ def make_row(spec_name: str, point: Point, run: dict, network: dict, partition_m
         "spec": spec_name, "point_id": point.id, "network": point.network.entry, "builder": point.network.builder,
         "network_key": point.network.key, "size_index": point.size_index, "seed": point.network.seed,
         "repeat": point.repeat, "ranks": point.ranks, "threads": point.threads, "cores": point.cores,
-        "strategy": point.strategy, "engine": point.engine, "gpu": point.gpu, "n_cells": network["n_nodes"],
+        "strategy": point.strategy, "engine": point.engine, "gpu": point.gpu, "latency_ms": point.latency_ms,
+        "exchange": point.exchange, "n_cells": network["n_nodes"],
         "n_synapses": network["n_edges"], "cells_per_rank": network["n_nodes"] / point.ranks,
         "load_s": s["load_s"], "build_s": s["build_s"], "setup_s": s["setup_s"], "simulate_s": s["simulate_s"],
         "total_s": s["total_s"], "wall_s": s["wall_s"], "peak_rss_max_mib": s["peak_rss_max_mib"],
@@ -102,6 +103,8 @@ def make_row(spec_name: str, point: Point, run: dict, network: dict, partition_m
         "step_time_max_s": float(step.max()) if has_balance else None,
         "wait_max_s": s["wait_max_s"], "wait_mean_s": float(wait.mean()) if has_balance else None,
         "netcons": int(col("netcons").sum()), "network_build_s": network.get("build_s"),
+        "cross_site_collectives": s.get("sim_cross_site_collectives"),  # during the simulation (emulated sites)
+        "cross_site_messages": s.get("sim_cross_site_messages_sent"),
         "synapses_cut": partition_metrics.get("synapses_cut"), "cut_fraction": partition_metrics.get("cut_fraction"),
         "communication_volume": partition_metrics.get("communication_volume"),
         "partition_imbalance": partition_metrics.get("imbalance"),

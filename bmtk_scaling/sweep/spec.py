@@ -21,11 +21,14 @@ fails on point 40 of 60 for a typo costs an afternoon.
     engines: [neuron]                    # neuron | coreneuron | coreneuron_gpu
     seeds: [0]
     repeats: 1
+    latencies: [0.1, 10]                 # emulated sites: ranks split over 2 sites this far apart (ms one way)
+    exchanges: [default, compress]       # spike-exchange presets (EXCHANGE_PRESETS)
     total_cores: [2]                     # keep only points with ranks x threads in this list
     grids: [{engines: [coreneuron], ranks: [1, 2], threads: [1, 2], total_cores: [2]}]
     reduced: {ranks: [1, 2]}             # axis overrides used by --reduced
     timeout_s: 600                       # per run
-    figures: [{name: fig, x: n_cells, y: simulate_s, hue: engine, ratio: [random, by_assembly]}]
+    figures: [{name: fig, x: n_cells, y: simulate_s, hue: engine, ratio: [random, by_assembly],
+               where: {exchange: default}}]   # where: only the rows with these column values
     analyses: [strong_scaling, load_balance]   # standard report figures to draw (default: all the data supports)
     statistic: min                       # repeats combined by min (shared machine) or median (default)
     slurm: {partition: gpu, account: abc, time: "01:00:00", cores_per_node: 64, gpus_per_node: 4}
@@ -48,18 +51,27 @@ from bmtk_scaling.sweep.columns import figure_columns
 from network_builders.registry import BUILDERS
 
 ENGINES = tuple(e.value for e in Engine)
-AXES = ("ranks", "threads", "strategies", "engines", "seeds", "repeats", "total_cores")
+AXES = ("ranks", "threads", "strategies", "engines", "seeds", "repeats", "total_cores", "latencies", "exchanges")
+# Named spike-exchange settings a sweep can cross (bmtk_scaling.exchange; docs/sites.md).
+EXCHANGE_PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "no_step_wait": {"step_wait": False},
+    "compress": {"spike_compress": 100},
+    "compress_no_step_wait": {"spike_compress": 100, "step_wait": False},
+    "multisend": {"multisend": True},
+}
 TOP_KEYS = {"name", "description", "paper", "networks", "timeout_s", "figures", "analyses", "statistic", "slurm",
             "grids", "reduced", *AXES}
 ANALYSES = ("strong_scaling", "weak_scaling", "memory_scaling", "ranks_threads", "load_balance")
 NETWORK_KEYS = {"name", "builder", "params", "sizes", "reduced_sizes", "scale_with_ranks"}
 GRID_KEYS = {*AXES, "networks"}
-FIGURE_KEYS = {"name", "x", "y", "hue", "style", "ratio", "logx", "logy", "title", "caption"}
+FIGURE_KEYS = {"name", "x", "y", "hue", "style", "ratio", "logx", "logy", "title", "caption", "where"}
 SLURM_KEYS = {"partition", "account", "time", "prepare_time", "cores_per_node", "gpus_per_node", "qos", "constraint",
               "setup", "extra", "mpi_lib"}
 MAX_POINTS = 100_000  # more points than this are refused before they are expanded, unless forced
 DEFAULT_AXES: dict[str, Any] = {"ranks": [1], "threads": [1], "strategies": ["round_robin"], "engines": ["neuron"],
-                                "seeds": [0], "repeats": 1, "total_cores": None}
+                                "seeds": [0], "repeats": 1, "total_cores": None, "latencies": None,
+                                "exchanges": ["default"]}
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,8 @@ class Grid:
     repeats: int
     total_cores: list[int] | None
     networks: list[str] | None = None  # entry names this grid applies to (None: all)
+    latencies: list[float] | None = None  # one-way ms between 2 emulated sites; None: one site, no shim
+    exchanges: list[str] = field(default_factory=lambda: ["default"])  # names in EXCHANGE_PRESETS
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,7 @@ class FigureSpec:
     logy: bool = False
     title: str | None = None
     caption: str | None = None
+    where: tuple[tuple[str, Any], ...] = ()  # only rows whose column equals the value, e.g. {exchange: default}
 
 
 @dataclass(frozen=True)
@@ -355,7 +370,20 @@ def _grid(axes: dict, where: str, network_names: set[str], problems: list[str]) 
                 strategies=_name_list(axes.get("strategies"), "strategies", STRATEGY_NAMES, where, problems),
                 engines=_name_list(axes.get("engines"), "engines", ENGINES, where, problems),
                 seeds=_int_list(axes.get("seeds"), "seeds", where, problems, minimum=0),
-                repeats=repeats, total_cores=cores, networks=only)
+                repeats=repeats, total_cores=cores, networks=only,
+                latencies=_latencies(axes.get("latencies"), where, problems),
+                exchanges=_name_list(axes.get("exchanges", ["default"]), "exchanges", tuple(EXCHANGE_PRESETS),
+                                     where, problems))
+
+
+def _latencies(value: Any, where: str, problems: list[str]) -> list[float] | None:
+    if value is None:
+        return None
+    items = value if isinstance(value, list) else [value]
+    good = [float(v) for v in items if isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 10000]
+    if len(good) != len(items) or not good:
+        problems.append(f"{where}: latencies must be a list of one-way latencies in ms (0 to 10000), got {value!r}")
+    return good or None
 
 
 def _figures(raw: Any, networks: list[NetworkEntry], problems: list[str]) -> list[FigureSpec]:
@@ -383,8 +411,14 @@ def _figures(raw: Any, networks: list[NetworkEntry], problems: list[str]) -> lis
         ratio = fig.get("ratio")
         if ratio is not None and (not isinstance(ratio, list) or len(ratio) != 2 or not fig.get("hue")):
             problems.append(f"{where}: ratio must be two values of hue, e.g. [random, by_assembly] with hue: strategy")
-        kwargs = {k: fig[k] for k in FIGURE_KEYS & set(fig) if k != "ratio"}
-        figures.append(FigureSpec(**kwargs, ratio=tuple(ratio) if ratio else None))
+        only = fig.get("where") or {}
+        if not isinstance(only, dict) or any(k not in columns for k in only):
+            problems.append(f"{where}: where must map results columns to the value rows must have, e.g. "
+                            f"{{exchange: default}}, got {only!r}")
+            only = {}
+        kwargs = {k: fig[k] for k in FIGURE_KEYS & set(fig) if k not in ("ratio", "where")}
+        figures.append(FigureSpec(**kwargs, ratio=tuple(ratio) if ratio else None,
+                                  where=tuple(sorted(only.items()))))
     return figures
 
 
