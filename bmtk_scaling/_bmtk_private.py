@@ -274,3 +274,57 @@ def sparse_network_class(edge_list: type, check_ids_in: Callable[[Any, Any, str]
             self.edges_table().append(table)
 
     return SparseNetwork
+
+
+# --- bionet: edges, as its own edge building sees them ----------------------------------------
+
+
+def init_connections(network: Any) -> None:
+    """Give every local cell bionet's per-cell ``RandomState(gid)`` stream, once, as bionet's edge building does.
+
+    bionet calls this (guarded by a flag) before its first edge; calling it here first keeps later
+    bionet calls (fallback populations, spike inputs) from resetting the streams.
+    """
+    network._init_connections()
+
+
+def edge_populations(network: Any) -> list:
+    """bionet's edge populations, in the order its edge building walks them."""
+    return list(network._edge_populations)
+
+
+def edge_type_props(edge_pop: Any, type_id: int) -> dict:
+    """The edge type's properties as bionet uses them (``target_sections`` and ``distance_range`` parsed,
+    ``dynamics_params`` loaded), from the same cached dict bionet's edges read."""
+    return edge_pop._edge_pop.types_table[int(type_id)]
+
+
+def is_morphological(cell: Any) -> bool:
+    """Whether ``cell`` is a bionet ``BioCell`` (sections, a morphology, synapses placed on segments)."""
+    from bmtk.simulator.bionet.biocell import BioCell
+
+    return isinstance(cell, BioCell)
+
+
+def segment_sections(cell: Any) -> Any:
+    """The section of every segment of a ``BioCell``, indexed as bionet's placement indexes segments."""
+    return cell._secs
+
+
+def cell_node(cell: Any) -> Any:
+    """The bionet node of ``cell``, as a weight function receives its target."""
+    return cell._node
+
+
+@contextlib.contextmanager
+def only_target_cells(network: Any, population: str, node_ids: set[int]) -> Iterator[None]:
+    """While active, bionet's edge building sees only the cells ``node_ids`` of ``population`` on this rank."""
+    cells = network._rank_node_ids[population]
+    original = dict(cells)
+    try:
+        for nid in [n for n in cells if n not in node_ids]:
+            del cells[nid]
+        yield
+    finally:
+        cells.clear()
+        cells.update(original)
