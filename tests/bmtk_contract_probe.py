@@ -58,6 +58,23 @@ seen["report_plan"] = {**{k: getattr(plan, k) for k in ("start_step", "end_step"
 with bp.only_edge_populations(net, {"pairs_to_pairs"}):
     seen["edge_populations_within"] = sorted(ep.name for ep in net._edge_populations)
 seen["edge_populations_after"] = sorted(ep.name for ep in net._edge_populations)
+# edge helpers: what lean instantiation reads of bionet's cells and edge populations
+some_cell = next(iter(bp.local_cells(net)["pairs"].values()))
+before = some_cell.prng
+bp.init_connections(net)  # bionet already made the streams: a second call keeps them
+seen["init_connections_keeps_stream"] = some_cell.prng is before
+seen["edge_populations"] = [ep.name for ep in bp.edge_populations(net)]
+ep = next(e for e in bp.edge_populations(net) if e.name == "pairs_to_pairs")
+props = bp.edge_type_props(ep, int(ep._edge_pop.type_ids[0]))
+seen["edge_type_props"] = {"dynamics_params_loaded": isinstance(props["dynamics_params"], dict),
+                           "has_template": "model_template" in props, "cached": props is bp.edge_type_props(
+                               ep, int(ep._edge_pop.type_ids[0]))}
+seen["is_morphological"] = bool(bp.is_morphological(some_cell))
+seen["segment_sections"] = [int(len(bp.segment_sections(some_cell))), int(sum(sec.nseg for sec in some_cell.hobj.all))]
+seen["cell_node"] = bool(int(bp.cell_node(some_cell).node_id) == int(some_cell.node_id))
+with bp.only_target_cells(net, "pairs", {2}):
+    seen["only_target_cells_within"] = sorted(int(n) for n in bp.local_cells(net)["pairs"])
+seen["only_target_cells_after"] = sorted(int(n) for n in bp.local_cells(net)["pairs"])
 bp.set_simulation_modules(sim, [m for m in mods if isinstance(m, modules.SpikesMod)])
 seen["modules_after_set"] = [type(m).__name__ for m in bp.simulation_modules(sim)]
 spikes_mod = bp.simulation_modules(sim)[0]

@@ -118,3 +118,27 @@ def test_sparse_network_class(tmp_path):
         bad.add_nodes(N=2, model_type="biophysical")
         bad.add_edges(connection_rule=EdgeList(np.array([0]), np.array([5])), model_template="exp2syn")
         bad.build()
+
+
+def test_init_connections(seen):
+    assert seen["init_connections_keeps_stream"]
+
+
+def test_edge_populations(seen):
+    assert "pairs_to_pairs" in seen["edge_populations"] and "inputs_to_pairs" in seen["edge_populations"]
+
+
+def test_edge_type_props(seen):
+    assert seen["edge_type_props"] == {"dynamics_params_loaded": True, "has_template": True, "cached": True}
+
+
+def test_cell_helpers_for_placement(seen):
+    assert seen["is_morphological"]
+    n_secs, n_segments = seen["segment_sections"]
+    assert n_secs == n_segments >= 1
+    assert seen["cell_node"]
+
+
+def test_only_target_cells(seen):
+    assert seen["only_target_cells_within"] == [2]
+    assert seen["only_target_cells_after"] == [0, 2, 3]

@@ -78,11 +78,42 @@ def test_the_users_mechanisms_folder_is_only_read(compared, fixture_net):
     assert not list(components.rglob("x86_64"))
 
 
-def test_lean_fallback_is_named(fixture_net, tmp_path):
+def test_fixture_edges_are_built_lean(fixture_net):
+    """Multi-compartment targets, a weight function, preselected locations and spike inputs all go through
+    lean instantiation; with a synapse report the synapses are per_edge (bionet's own objects per edge)."""
     proc = cli("run", str(fixture_net / "config.simulation.json"), "--ranks", "1")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "note: edge population cortex_to_cortex: built by bionet, not lean" in proc.stdout
-    assert "multi-compartment targets" in proc.stdout and "weight functions" in proc.stdout
+    assert "built by bionet" not in proc.stdout, proc.stdout
+    assert "synapses: per_edge, not shared (a synapse report" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def lean_net(tmp_path_factory) -> Path:
+    return build_fixture(tmp_path_factory.mktemp("lean") / "fixture_net", reports=("soma",), input_rate_hz=30.0)
+
+
+def _run_mode(net: Path, name: str, ranks: int, **switches) -> np.ndarray:
+    from bmtk_scaling.config.derive import derive_config, write_config
+    from bmtk_scaling.run.launcher import run_config
+    from bmtk_scaling.sonata.configs import load_config
+
+    config = net / "config.simulation.json"
+    cfg = write_config(derive_config(load_config(config).data, output_dir=f"$BASE_DIR/out_{name}", **switches),
+                       config, net / f"{name}.json", overwrite=True)
+    result = run_config(cfg, ranks)
+    assert not [n for n in result.notes if "built by bionet" in n], result.notes
+    return read_spikes(Path(result.spikes_file))[["node_id", "timestamp"]].to_numpy()
+
+
+def test_lean_modes_equal_stock_on_the_fixture(lean_net):
+    """per_edge and shared against stock bmtk, bitwise: 1 rank on NEURON, 2 ranks on CoreNEURON."""
+    stock = _run_mode(lean_net, "stock", 1, engine="neuron", neuron_loop="bmtk", synapses="bmtk")
+    assert len(stock) > 20
+    for name, ranks, switches in (("pe1", 1, {"engine": "neuron", "synapses": "per_edge"}),
+                                  ("sh1", 1, {"engine": "neuron", "synapses": "shared"}),
+                                  ("sh_cn2", 2, {"engine": "coreneuron", "synapses": "shared"})):
+        got = _run_mode(lean_net, name, ranks, **switches)
+        assert np.array_equal(got, stock), name
 
 
 def test_configs_derived_elsewhere_run_from_anywhere(fixture_net, tmp_path):

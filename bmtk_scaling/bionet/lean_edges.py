@@ -256,6 +256,19 @@ def _column(pop, types: pd.DataFrame, name: str, type_ids, group_ids, group_inde
     return values
 
 
+def draw_segments(prng: np.random.RandomState, draw_types: np.ndarray,
+                  segments: dict[int, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The segments bionet's ``prng.choice(ix_t, nsyns, p=p_t)`` calls pick, one call per edge in this order,
+    made with one ``random_sample``: ``draw_types`` holds the edge type of each draw (an edge's ``nsyns``
+    draws together), ``segments`` maps a type to its segments and the cdf ``cumsum(p) / cumsum(p)[-1]``."""
+    u = prng.random_sample(draw_types.size)
+    picked = np.empty(u.size, dtype=np.int64)
+    for t, (ix, cdf) in segments.items():
+        sel = draw_types == t
+        picked[sel] = ix[np.searchsorted(cdf, u[sel], side="right")]
+    return picked
+
+
 def is_linear_synapse(model_template: str) -> bool:
     """Whether one instance of the synapse model may sum the events of many edges (see ``shared``)."""
     return str(model_template).lower() in _LINEAR_SYNAPSES
@@ -368,13 +381,7 @@ class LeanEdgeBuilder:
         draw = drawn[edge_of]
         seg = np.zeros(edge_of.size, dtype=np.int64)
         if draw.any():
-            u = cell.prng.random_sample(int(draw.sum()))  # the cell's own stream: bionet's draws, in its order
-            draw_types = types[edge_of[draw]]
-            picked = np.empty(u.size, dtype=np.int64)
-            for t, (ix, cdf) in segments.items():
-                sel = draw_types == t
-                picked[sel] = ix[np.searchsorted(cdf, u[sel], side="right")]
-            seg[draw] = picked
+            seg[draw] = draw_segments(cell.prng, types[edge_of[draw]], segments)
         seg_secs = segment_sections(cell)
         all_secs = cell.get_sections()
         seg_x = cell.morphology.seg_props.x
