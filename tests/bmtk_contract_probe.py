@@ -75,6 +75,16 @@ seen["cell_node"] = bool(int(bp.cell_node(some_cell).node_id) == int(some_cell.n
 with bp.only_target_cells(net, "pairs", {2}):
     seen["only_target_cells_within"] = sorted(int(n) for n in bp.local_cells(net)["pairs"])
 seen["only_target_cells_after"] = sorted(int(n) for n in bp.local_cells(net)["pairs"])
+# define_shape_once: bmtk's cell loaders reach NEURON through their module's `h`, and fix_axon_peri calls define_shape
+import inspect  # noqa: E402
+
+from bmtk.simulator.bionet.default_setters import cell_models  # noqa: E402
+
+with bp.define_shape_once():
+    proxied = cell_models.h is not h and cell_models.h.Vector is h.Vector
+    cell_models.h.define_shape()  # recorded, made once on leaving
+seen["define_shape_once"] = {"proxied": bool(proxied), "restored": cell_models.h is h,
+                             "bmtk_calls_it": "h.define_shape()" in inspect.getsource(cell_models.fix_axon_peri)}
 bp.set_simulation_modules(sim, [m for m in mods if isinstance(m, modules.SpikesMod)])
 seen["modules_after_set"] = [type(m).__name__ for m in bp.simulation_modules(sim)]
 spikes_mod = bp.simulation_modules(sim)[0]

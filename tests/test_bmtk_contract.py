@@ -142,3 +142,7 @@ def test_cell_helpers_for_placement(seen):
 def test_only_target_cells(seen):
     assert seen["only_target_cells_within"] == [2]
     assert seen["only_target_cells_after"] == [0, 2, 3]
+
+
+def test_define_shape_once(seen):
+    assert seen["define_shape_once"] == {"proxied": True, "restored": True, "bmtk_calls_it": True}

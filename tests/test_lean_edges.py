@@ -32,7 +32,7 @@ def _run(net, name: str, ranks: int = 1, **switches):
 
 
 def test_per_edge_reproduces_stock_bmtk_exactly(ping):
-    _, stock = _run(ping, "stock", engine="neuron", neuron_loop="bmtk", synapses="bmtk")
+    _, stock = _run(ping, "stock", engine="neuron", neuron_loop="bmtk", synapses="bmtk", cell_build="bmtk")
     _, lean = _run(ping, "per_edge", engine="neuron", synapses="per_edge")
     assert len(stock) > 500
     assert np.array_equal(stock, lean)

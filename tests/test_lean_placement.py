@@ -48,8 +48,9 @@ def test_one_draw_per_cell_is_bionets_choice_per_edge():
 
 def _probe(net: Path, mode: str) -> dict[str, np.ndarray]:
     config = net / "config.simulation.json"
-    cfg = write_config(derive_config(load_config(config).data, output_dir=f"$BASE_DIR/out_probe_{mode}",
-                                     synapses=mode), config, net / f"probe_{mode}.json", overwrite=True)
+    switches = {"synapses": mode, "cell_build": "bmtk" if mode == "bmtk" else "lean"}
+    cfg = write_config(derive_config(load_config(config).data, output_dir=f"$BASE_DIR/out_probe_{mode}", **switches),
+                       config, net / f"probe_{mode}.json", overwrite=True)
     out = net / f"probe_{mode}.npz"
     proc = subprocess.run([sys.executable, str(PROBE), str(cfg), str(out)], capture_output=True, text=True,
                           timeout=600, env=configure_neuron_environment(dict(os.environ)))

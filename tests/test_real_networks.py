@@ -107,7 +107,8 @@ def _run_mode(net: Path, name: str, ranks: int, **switches) -> np.ndarray:
 
 def test_lean_modes_equal_stock_on_the_fixture(lean_net):
     """per_edge and shared against stock bmtk, bitwise: 1 rank on NEURON, 2 ranks on CoreNEURON."""
-    stock = _run_mode(lean_net, "stock", 1, engine="neuron", neuron_loop="bmtk", synapses="bmtk")
+    stock = _run_mode(lean_net, "stock", 1, engine="neuron", neuron_loop="bmtk", synapses="bmtk",
+                     cell_build="bmtk")
     assert len(stock) > 20
     for name, ranks, switches in (("pe1", 1, {"engine": "neuron", "synapses": "per_edge"}),
                                   ("sh1", 1, {"engine": "neuron", "synapses": "shared"}),
