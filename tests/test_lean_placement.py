@@ -67,6 +67,7 @@ def test_every_synapse_is_where_stock_bionet_puts_it(tmp_path):
     per_edge = _probe(net, "per_edge")
     assert stock["gid"].size > 200
     assert len(set(stock["section"].tolist())) > 20 and np.unique(stock["x"]).size > 20  # placement varies
+    assert np.unique(stock["weight"]).size > 10  # gaussianLL, called per edge as bionet calls it
     for key in ("gid", "section", "x", "source", "weight", "delay"):  # every synapse, in bionet's order
         np.testing.assert_array_equal(per_edge[key], stock[key], err_msg=key)
     shared = _probe(net, "shared")  # NetCons grouped by point process, each edge still at its segment
