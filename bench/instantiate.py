@@ -75,6 +75,38 @@ print(out.getvalue())
     return "\n".join(lines[start:])
 
 
+_FLOOR = """
+import json, sys, time
+from neuron import h
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
+h("create bench_floor_s[100]")
+h("forall nseg = 5")
+pc = h.ParallelContext()
+pc.set_gid2node(0, 0)
+pc.cell(0, h.NetCon(h.bench_floor_s[0](0.5)._ref_v, None, sec=h.bench_floor_s[0]))
+keep, n, out = h.List(), 200000, {}
+target = h.Exp2Syn(0.5, sec=h.bench_floor_s[0])
+for kind in ("Exp2Syn", "NetCon"):
+    r0, t0 = rss(), time.perf_counter()
+    for i in range(n):
+        if kind == "Exp2Syn":
+            keep.append(h.Exp2Syn(0.5, sec=h.bench_floor_s[i % 100]))
+        else:
+            keep.append(pc.gid_connect(0, target))
+    out[kind] = {"bytes": (rss() - r0) / n, "us": (time.perf_counter() - t0) / n * 1e6}
+print(json.dumps(out))
+"""
+
+
+def object_floor() -> dict:
+    """NEURON's own cost of one Exp2Syn and one NetCon held in a hoc List (a fresh process, 200k of each)."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", _FLOOR], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def _fixture(dest: Path, cells: int, tstop: float) -> Path:
     from tests.fixtures.multicompartment import build_fixture
 
@@ -107,6 +139,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="profile instantiation of the real networks")
     parser.add_argument("--profile-top", type=int, default=15)
+    parser.add_argument("--floor", action="store_true", help="also measure NEURON's per-object floor")
     parser.add_argument("--timeout", type=float, default=5400.0)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
@@ -176,10 +209,15 @@ def main() -> int:
               f"{r['simulate_s']:>8.1f}{r['setup_plus_simulate_s']:>8.1f}{r['instantiate_speedup']:>8.1f}"
               f"{r['memory_ratio']:>7.1f}{r['end_to_end_speedup']:>7.1f}  {r['vs_stock']} ({r['spikes']} spikes)")
     print("inst: building cells and synapses; e2e: instantiate + initialise + simulate; x: stock / this")
+    floor = object_floor() if args.floor else None
+    if floor:
+        print("NEURON's floor per object (held in a hoc List): " + ", ".join(
+            f"{k} {v['bytes']:.0f} B, {v['us']:.1f} us" for k, v in floor.items()))
     for name, text in profiles.items():
         print(f"\n{name} instantiation profile (tottime):\n" + text)
     write_json(args.out / "instantiate.json", {"machine": machine(), "tstop_ms": args.tstop, "rows": rows,
-                                               "profiles": profiles})
+                                               "profiles": profiles,
+                                               "object_floor": floor})
     print(f"wrote {args.out / 'instantiate.json'}")
     return 0
 
