@@ -306,6 +306,14 @@ def is_morphological(cell: Any) -> bool:
     return isinstance(cell, BioCell)
 
 
+def is_point_process_cell(cell: Any) -> bool:
+    """Whether ``cell`` is exactly a bionet ``PointProcessCell`` (an artificial cell such as IntFire1, its NetCons
+    aimed at the cell's own ``hobj``)."""
+    from bmtk.simulator.bionet.pointprocesscell import PointProcessCell
+
+    return type(cell) is PointProcessCell
+
+
 def segment_sections(cell: Any) -> Any:
     """The section of every segment of a ``BioCell``, indexed as bionet's placement indexes segments."""
     return cell._secs
@@ -333,35 +341,81 @@ def only_target_cells(network: Any, population: str, node_ids: set[int]) -> Iter
 # --- bionet: cell building --------------------------------------------------------------------
 
 
-class _DeferredDefineShape:
-    """bmtk's ``cell_models`` sees this as ``h``: everything is NEURON's ``h`` except ``define_shape``,
-    which only records that it was asked for."""
+_CACHED_BIOPHYS1 = """
+begintemplate BmtkScalingBiophys1
+public init
+public soma, dend, apic, axon
+public nl
+public i3d
+public all, somatic, basal, apical, axonal
+objref all, somatic, basal, apical, axonal
+objref this
+objref nl
+objref i3d
+create soma[1]
+create dend[1]
+create apic[1]
+create axon[1]
+proc init() {
+    all = new SectionList()
+    somatic = new SectionList()
+    basal = new SectionList()
+    apical = new SectionList()
+    axonal = new SectionList()
+    forall delete_section()
+    nl = $o1
+    i3d = $o2
+    i3d.instantiate(this)
+}
+endtemplate BmtkScalingBiophys1
+"""
+
+
+class _LeanCellLoading:
+    """bmtk's ``cell_models`` sees this as ``h``: NEURON's ``h``, except that ``define_shape`` only records that
+    it was asked for, and ``Biophys1(swc)`` parses each swc file once (bmtk's template parses it per cell)."""
 
     def __init__(self, hoc: Any) -> None:
         self._hoc = hoc
         self.asked = False
+        self._parsed: dict[str, tuple[Any, Any]] = {}
 
     def define_shape(self, *args: Any, **kwargs: Any) -> None:
         self.asked = True
+
+    def Biophys1(self, morphology_file: str) -> Any:  # noqa: N802 (bmtk's name)
+        """A cell like bmtk's ``Biophys1`` template makes: the same sections from the same Import3d reader, which
+        is made once per file (reading an swc in hoc is most of the cost of a cell)."""
+        if morphology_file not in self._parsed:
+            hoc = self._hoc
+            if not hasattr(hoc, "BmtkScalingBiophys1"):
+                hoc(_CACHED_BIOPHYS1)
+            reader = hoc.Import3d_SWC_read()
+            reader.quiet = 1
+            reader.input(morphology_file)
+            self._parsed[morphology_file] = (reader, hoc.Import3d_GUI(reader, 0))
+        return self._hoc.BmtkScalingBiophys1(*self._parsed[morphology_file])
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._hoc, name)
 
 
 @contextlib.contextmanager
-def define_shape_once() -> Iterator[None]:
-    """While active, bmtk's cell loaders (``fix_axon_peri`` of every perisomatic and NeuroML cell) skip their
-    ``h.define_shape()``; on leaving, it runs once if any asked for it.
+def lean_cell_loading() -> Iterator[None]:
+    """While active, bmtk's cell loaders build the same cells faster: each swc file is read once (not once
+    per cell), and ``fix_axon_peri`` (every perisomatic and NeuroML cell) skips its ``h.define_shape()``,
+    which runs once on leaving if any loader asked for it.
 
     ``define_shape`` walks every section of the model, so calling it once per cell, as bmtk does, makes
     building N cells cost O(N^2) (about 0.36 s per cell at 300 cells here). It only fills in 3-d points of
     sections that have none (the new axon stubs), from each cell's own geometry, and nothing between two
-    cells reads them (bionet reads 3-d points only for coordinates, lazily, after the build).
+    cells reads them (bionet reads 3-d points only for coordinates, lazily, after the build). The cells'
+    hoc template is ``BmtkScalingBiophys1`` instead of ``Biophys1`` (the same public members).
     """
     from bmtk.simulator.bionet.default_setters import cell_models
 
     original = cell_models.h
-    proxy = _DeferredDefineShape(original)
+    proxy = _LeanCellLoading(original)
     cell_models.h = proxy
     try:
         yield

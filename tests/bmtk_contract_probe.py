@@ -75,16 +75,30 @@ seen["cell_node"] = bool(int(bp.cell_node(some_cell).node_id) == int(some_cell.n
 with bp.only_target_cells(net, "pairs", {2}):
     seen["only_target_cells_within"] = sorted(int(n) for n in bp.local_cells(net)["pairs"])
 seen["only_target_cells_after"] = sorted(int(n) for n in bp.local_cells(net)["pairs"])
-# define_shape_once: bmtk's cell loaders reach NEURON through their module's `h`, and fix_axon_peri calls define_shape
+# lean_cell_loading: bmtk's cell loaders reach NEURON through their module's `h`, fix_axon_peri calls define_shape,
+# and the cached reader gives the cell bmtk's Biophys1 template gives
 import inspect  # noqa: E402
 
 from bmtk.simulator.bionet.default_setters import cell_models  # noqa: E402
 
-with bp.define_shape_once():
+swc = str(Path(__file__).parent / "fixtures" / "multicompartment" / "morphologies" / "pyramidal_small.swc")
+
+
+def _shape(hobj):
+    return [(sec.name().split(".", 1)[1], sec.L, sec.n3d(), sec.parentseg().x if sec.parentseg() else None)
+            for sec in hobj.all]
+
+
+stock_cell = h.Biophys1(swc)
+with bp.lean_cell_loading():
     proxied = cell_models.h is not h and cell_models.h.Vector is h.Vector
+    cached = [cell_models.h.Biophys1(swc) for _ in range(2)]  # the second from the same reader
     cell_models.h.define_shape()  # recorded, made once on leaving
-seen["define_shape_once"] = {"proxied": bool(proxied), "restored": cell_models.h is h,
-                             "bmtk_calls_it": "h.define_shape()" in inspect.getsource(cell_models.fix_axon_peri)}
+seen["lean_cell_loading"] = {"proxied": bool(proxied), "restored": cell_models.h is h,
+                             "bmtk_calls_it": "h.define_shape()" in inspect.getsource(cell_models.fix_axon_peri),
+                             "same_cells": all(_shape(c) == _shape(stock_cell) for c in cached),
+                             "template": cached[0].hname().split("[")[0]}
+seen["is_point_process_cell"] = bool(bp.is_point_process_cell(some_cell))
 bp.set_simulation_modules(sim, [m for m in mods if isinstance(m, modules.SpikesMod)])
 seen["modules_after_set"] = [type(m).__name__ for m in bp.simulation_modules(sim)]
 spikes_mod = bp.simulation_modules(sim)[0]

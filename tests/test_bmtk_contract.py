@@ -144,5 +144,10 @@ def test_only_target_cells(seen):
     assert seen["only_target_cells_after"] == [0, 2, 3]
 
 
-def test_define_shape_once(seen):
-    assert seen["define_shape_once"] == {"proxied": True, "restored": True, "bmtk_calls_it": True}
+def test_lean_cell_loading(seen):
+    assert seen["lean_cell_loading"] == {"proxied": True, "restored": True, "bmtk_calls_it": True,
+                                         "same_cells": True, "template": "BmtkScalingBiophys1"}
+
+
+def test_is_point_process_cell(seen):
+    assert seen["is_point_process_cell"] is False  # the probe's cells are BioCells

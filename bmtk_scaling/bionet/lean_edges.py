@@ -50,6 +50,7 @@ from bmtk_scaling._bmtk_private import (
     edge_type_props,
     init_connections,
     is_morphological,
+    is_point_process_cell,
     local_cells,
     only_edge_populations,
     only_target_cells,
@@ -339,6 +340,37 @@ class LeanEdgeBuilder:
                 src = np.array([stim_index[s] for s in edges.source_ids[rows].tolist()], dtype=float)
             self._make(cell, edges.type_ids[rows], props, secs, xs, src, weights[edge_of], edges.delays[rows], stims)
 
+    def connect_point_cells(self, edges: AfferentEdges, cells: dict, bionet_pop, sources=None) -> None:
+        """NetCons of ``edges`` onto bionet ``PointProcessCell``s (IntFire1 and the like), as bionet makes them: one
+        per edge onto the cell itself, its weight times ``sign * nsyns`` of the synapse parameters where the
+        edge has ``nsyns``, in bionet's edge order."""
+        if edges.target_ids.size == 0:
+            return
+        props = {int(t): edge_type_props(bionet_pop, t) for t in np.unique(edges.type_ids).tolist()}
+        src_offset = None if sources is not None else self.net.gid_pool.get_gid(name=edges.source_population,
+                                                                                   node_id=0)
+        for tid, begin, end in edges.cell_blocks():
+            cell = cells[tid]
+            weights = edges.weights[begin:end]
+            if edges.python_weight[begin:end].any():
+                weights = self._python_weights(edges, bionet_pop, tid, cell, begin, end, sources)
+            weights = weights.copy()
+            for k in np.flatnonzero(edges.placed[begin:end]).tolist():
+                weights[k] = weights[k] * (self._dynamics(props[int(edges.type_ids[begin + k])])["sign"]
+                                           * int(edges.nsyns[begin + k]))
+            netcons = cell.netcons if self.register_netcons else None
+            for k in range(end - begin):
+                sid = int(edges.source_ids[begin + k])
+                nc = h.NetCon(sources(sid).hobj, cell.hobj) if sources is not None else \
+                    pc.gid_connect(sid + src_offset, cell.hobj)
+                nc.weight[0] = weights[k]
+                nc.delay = edges.delays[begin + k]
+                self.netcons.append(nc)
+                if netcons is not None:
+                    netcons.append(nc)
+            self.n_netcons += end - begin
+            self.n_registered += (end - begin) if netcons is not None else 0
+
     def _python_weights(self, edges, bionet_pop, tid, cell, begin, end, sources) -> np.ndarray:
         """Weights from the edges' weight function, called as bionet calls it (its own edge and node objects)."""
         weights = edges.weights[begin:end].copy()
@@ -517,8 +549,10 @@ class LeanEdgesMixin:
                 bionet_build()
             return
         lean_ids = {nid for nid, c in cells.items() if is_morphological(c)}
-        other = set(cells) - lean_ids
+        point_ids = {nid for nid, c in cells.items() if is_point_process_cell(c)}
+        other = set(cells) - lean_ids - point_ids
         builder.connect(edges.select_targets(lean_ids), cells, edge_pop, sources)
+        builder.connect_point_cells(edges.select_targets(point_ids), cells, edge_pop, sources)
         if pc.allreduce(1.0 if other else 0.0, 2) > 0:  # edges onto point neurons: bionet's, for those cells only
             with only_edge_populations(self, {edge_pop.name}), only_target_cells(self, edge_pop.target_nodes, other):
                 bionet_build()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 
-from bmtk_scaling._bmtk_private import define_shape_once
+from bmtk_scaling._bmtk_private import lean_cell_loading
 from bmtk_scaling.bionet.lean_edges import LeanEdgesMixin
 from bmtk_scaling.bionet.placement import PartitionedBioNetwork
 
@@ -29,5 +29,5 @@ class ScalingBioNetwork(LeanEdgesMixin, PartitionedBioNetwork):
         return network
 
     def build_nodes(self):
-        with define_shape_once() if self.cell_build == "lean" else contextlib.nullcontext():
+        with lean_cell_loading() if self.cell_build == "lean" else contextlib.nullcontext():
             return super().build_nodes()

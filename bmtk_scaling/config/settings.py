@@ -120,8 +120,8 @@ class Settings(BaseModel):
         "shared", description="synapse instantiation: one point process per segment, synapse model and parameters "
         "(shared), one per synapse (per_edge), or bionet's own (bmtk)", json_schema_extra=_cli())
     cell_build: Literal["lean", "bmtk"] = Field(
-        "lean", description="cell building: bmtk's as shipped (bmtk), or with the axon stub's define_shape made "
-        "once for all cells instead of once per cell (lean: the same cells, without the quadratic cost)",
+        "lean", description="cell building: bmtk's loaders as shipped (bmtk), or the same cells with each swc file "
+        "read once and the axon stub's define_shape made once for all cells, not once per cell (lean)",
         json_schema_extra=_cli())
     coreneuron: CoreNeuronOptions = Field(default_factory=CoreNeuronOptions)
 
