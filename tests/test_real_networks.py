@@ -106,12 +106,14 @@ def _run_mode(net: Path, name: str, ranks: int, **switches) -> np.ndarray:
 
 
 def test_lean_modes_equal_stock_on_the_fixture(lean_net):
-    """per_edge and shared against stock bmtk, bitwise: 1 rank on NEURON, 2 ranks on CoreNEURON."""
+    """per_edge and shared against stock bmtk, bitwise, on NEURON and CoreNEURON (the compare tests above add
+    per_edge on 2 ranks on both engines: their synapse report makes the synapses per_edge)."""
     stock = _run_mode(lean_net, "stock", 1, engine="neuron", neuron_loop="bmtk", synapses="bmtk",
                      cell_build="bmtk")
     assert len(stock) > 20
     for name, ranks, switches in (("pe1", 1, {"engine": "neuron", "synapses": "per_edge"}),
                                   ("sh1", 1, {"engine": "neuron", "synapses": "shared"}),
+                                  ("pe_cn1", 1, {"engine": "coreneuron", "synapses": "per_edge"}),
                                   ("sh_cn2", 2, {"engine": "coreneuron", "synapses": "shared"})):
         got = _run_mode(lean_net, name, ranks, **switches)
         assert np.array_equal(got, stock), name
