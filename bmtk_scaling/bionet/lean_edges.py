@@ -127,7 +127,7 @@ class AfferentEdges:
 
 
 def read_afferent_edges(edges_file: Path, edge_types_file: Path, local_targets: dict[str, np.ndarray],
-                        weight_function_is_array=None) -> list[AfferentEdges]:
+                        weight_function_is_array=None, only: str | None = None) -> list[AfferentEdges]:
     """Edges of ``edges_file`` whose target is local (``local_targets``: population -> node ids, in the
     order the cells are walked). ``weight_function_is_array(name)`` says whether a weight function
     returns ``syn_weight`` (taken as an array); without it every weight function is called per edge."""
@@ -135,6 +135,8 @@ def read_afferent_edges(edges_file: Path, edge_types_file: Path, local_targets: 
     out = []
     with h5py.File(edges_file, "r") as h5:
         for name, pop in h5["edges"].items():
+            if only is not None and name != only:
+                continue
             trg_pop = _attr(pop["target_node_id"], "node_population")
             src_pop = _attr(pop["source_node_id"], "node_population")
             if trg_pop not in local_targets:
@@ -523,18 +525,26 @@ class LeanEdgesMixin:
             init_connections(self)
             self.lean_builder = LeanEdgeBuilder(self, self._synaptic_models_dir, self.synapse_mode,
                                                 register_netcons=self._synapse_report)
-            by_population = local_cells(self)
-            local = {pop: np.array(list(cells), dtype=np.int64) for pop, cells in by_population.items()}
-            self._lean_edges = {}
+            self._edge_file_of = {}
             for edges_file, types_file in self._lean_edge_files:
-                for edges in read_afferent_edges(edges_file, types_file, local, _weight_function_is_array):
-                    self._lean_edges.setdefault(edges.name, edges)
+                with h5py.File(edges_file, "r") as h5:
+                    for name in h5["edges"]:
+                        self._edge_file_of.setdefault(name, (edges_file, types_file))
         return self.lean_builder
+
+    def _read_population(self, name: str) -> AfferentEdges | None:
+        """One edge population's edges onto this rank's cells, read when it is built (its arrays freed after)."""
+        if name not in self._edge_file_of:
+            return None
+        edges_file, types_file = self._edge_file_of[name]
+        local = {pop: np.array(list(cells), dtype=np.int64) for pop, cells in local_cells(self).items()}
+        found = read_afferent_edges(edges_file, types_file, local, _weight_function_is_array, only=name)
+        return found[0] if found else None
 
     def _build_population(self, edge_pop, bionet_build, sources=None) -> None:
         """Build one edge population lean where every rank can, else through ``bionet_build`` (on all ranks alike)."""
         builder = self._lean_setup()
-        edges = self._lean_edges.get(edge_pop.name)
+        edges = self._read_population(edge_pop.name)
         cells = local_cells(self).get(edge_pop.target_nodes, {})
         if edges is None:
             reasons = ["not found in the configured edge files"]
@@ -551,8 +561,11 @@ class LeanEdgesMixin:
         lean_ids = {nid for nid, c in cells.items() if is_morphological(c)}
         point_ids = {nid for nid, c in cells.items() if is_point_process_cell(c)}
         other = set(cells) - lean_ids - point_ids
-        builder.connect(edges.select_targets(lean_ids), cells, edge_pop, sources)
-        builder.connect_point_cells(edges.select_targets(point_ids), cells, edge_pop, sources)
+        builder.connect(edges if len(lean_ids) == len(cells) else edges.select_targets(lean_ids), cells, edge_pop,
+                        sources)
+        if point_ids:
+            builder.connect_point_cells(edges.select_targets(point_ids), cells, edge_pop, sources)
+        del edges  # this population's arrays: freed before the next one is read
         if pc.allreduce(1.0 if other else 0.0, 2) > 0:  # edges onto point neurons: bionet's, for those cells only
             with only_edge_populations(self, {edge_pop.name}), only_target_cells(self, edge_pop.target_nodes, other):
                 bionet_build()
