@@ -75,6 +75,25 @@ proc bmtk_scaling_connect() { local i localobj nc
         $o5.append(nc)
     }
 }
+proc bmtk_scaling_exp2syn() { local i localobj syn, nc
+    // $o1 SectionRefs, $o2 section index, $o3 x, $o4 e, $o5 tau1, $o6 tau2 (per synapse), $o7 sources (gids, or
+    // indices into $o10 when $11 is 1), $o8 weights, $o9 delays, $o10 spike sources, $11, $o12 and $o13 Lists
+    for i = 0, $o2.size() - 1 {
+        $o1.o($o2.x[i]).sec syn = new Exp2Syn($o3.x[i])
+        syn.e = $o4.x[i]
+        syn.tau1 = $o5.x[i]
+        syn.tau2 = $o6.x[i]
+        $o12.append(syn)
+        if ($11) {
+            nc = new NetCon($o10.o($o7.x[i]), syn)
+        } else {
+            nc = bmtk_scaling_pc_.gid_connect($o7.x[i], syn)
+        }
+        nc.weight = $o8.x[i]
+        nc.delay = $o9.x[i]
+        $o13.append(nc)
+    }
+}
 proc bmtk_scaling_connect_stim() { local i localobj nc
     // $o1 synapse, $o2 List of spike sources, $o3 their indices, $o4 weights, $o5 delays, $o6 List of NetCons
     for i = 0, $o3.size() - 1 {
@@ -295,7 +314,7 @@ class LeanEdgeBuilder:
         self.n_netcons = 0
         self.n_registered = 0  # NetCons also put on the cells' own lists (what bionet's synapse reports read)
         self.register_netcons = register_netcons
-        if not hasattr(h, "bmtk_scaling_connect_stim"):
+        if not hasattr(h, "bmtk_scaling_exp2syn"):
             h(_HOC_CONNECT)
 
     def target_problems(self, edges: AfferentEdges) -> list[str]:
@@ -334,13 +353,13 @@ class LeanEdgeBuilder:
             syn = self._locations(edges, cell, props, begin, end)
             if syn is None:
                 continue
-            edge_of, secs, xs = syn
+            edge_of, sec_idx, xs = syn
             rows = begin + edge_of
             if sources is None:
                 src = (edges.source_ids[rows] + src_offset).astype(float)
             else:
                 src = np.array([stim_index[s] for s in edges.source_ids[rows].tolist()], dtype=float)
-            self._make(cell, edges.type_ids[rows], props, secs, xs, src, weights[edge_of], edges.delays[rows], stims)
+            self._make(cell, edges.type_ids[rows], props, sec_idx, xs, src, weights[edge_of], edges.delays[rows], stims)
 
     def connect_point_cells(self, edges: AfferentEdges, cells: dict, bionet_pop, sources=None) -> None:
         """NetCons of ``edges`` onto bionet ``PointProcessCell``s (IntFire1 and the like), as bionet makes them: one
@@ -389,7 +408,8 @@ class LeanEdgeBuilder:
         return weights
 
     def _locations(self, edges, cell, props, begin, end):
-        """(edge of each synapse relative to ``begin``, section, x) for the synapses bionet makes onto ``cell``."""
+        """(edge of each synapse relative to ``begin``, section index in ``cell.get_sections()``, x) for the
+        synapses bionet makes onto ``cell``, in bionet's order."""
         placed = edges.placed[begin:end]
         if (~placed & (edges.sec_ids[begin:end] < 0)).any():
             raise ValueError(f"edge population {edges.name}: edges onto cell {cell.gid} have neither nsyns nor "
@@ -416,13 +436,13 @@ class LeanEdgeBuilder:
         seg = np.zeros(edge_of.size, dtype=np.int64)
         if draw.any():
             seg[draw] = draw_segments(cell.prng, types[edge_of[draw]], segments)
-        seg_secs = segment_sections(cell)
-        all_secs = cell.get_sections()
-        seg_x = cell.morphology.seg_props.x
-        secs = [seg_secs[s] if d else all_secs[int(edges.sec_ids[begin + e])]
-                for s, d, e in zip(seg.tolist(), draw.tolist(), edge_of.tolist(), strict=True)]
-        xs = np.where(draw, seg_x[seg] if draw.any() else 0.0, edges.sec_pos[begin + edge_of])
-        return edge_of, secs, xs
+        sec_idx = edges.sec_ids[begin + edge_of].copy()
+        if draw.any():
+            index = {sec: i for i, sec in enumerate(cell.get_sections())}
+            seg_to_sec = np.fromiter((index[sec] for sec in segment_sections(cell)), dtype=np.int64)
+            sec_idx[draw] = seg_to_sec[seg[draw]]
+        xs = np.where(draw, cell.morphology.seg_props.x[seg] if draw.any() else 0.0, edges.sec_pos[begin + edge_of])
+        return edge_of, sec_idx, xs
 
     def _dynamics(self, prop: dict) -> dict:
         params = prop["dynamics_params"]
@@ -432,8 +452,39 @@ class LeanEdgeBuilder:
             params = self._params[params]
         return params
 
-    def _make(self, cell, type_ids, props, secs, xs, src, weights, delays, stims) -> None:
+    def _all_bmtk_exp2syn(self, type_ids, props) -> bool:
+        """Whether every synapse here is made by bmtk's own ``Exp2Syn`` setter (then a hoc loop makes them alike)."""
+        from bmtk.simulator.bionet.default_setters import synapse_models
+
+        for t in np.unique(type_ids).tolist():
+            p = props[t]
+            if self._synapse_model(p["model_template"]) is not synapse_models.Exp2Syn:
+                return False
+            if not all(k in self._dynamics(p) for k in ("erev", "tau1", "tau2")):
+                return False
+        return True
+
+    def _make_exp2syn_in_hoc(self, all_secs, type_ids, props, sec_idx, xs, src, weights, delays, stims) -> None:
+        """per_edge synapses made as bmtk's ``Exp2Syn`` setter makes them (``Exp2Syn(x)`` on the section, then
+        ``e``, ``tau1``, ``tau2``), in a hoc loop rather than one Python call per synapse."""
+        refs = h.List()
+        for sec in all_secs:
+            refs.append(h.SectionRef(sec=sec))
+        par = {t: self._dynamics(props[t]) for t in np.unique(type_ids).tolist()}
+        per_syn = {k: np.array([par[t][k] for t in type_ids.tolist()], dtype=float) for k in ("erev", "tau1", "tau2")}
+        h.bmtk_scaling_exp2syn(refs, h.Vector(sec_idx.astype(float)), h.Vector(xs), h.Vector(per_syn["erev"]),
+                               h.Vector(per_syn["tau1"]), h.Vector(per_syn["tau2"]), h.Vector(src),
+                               h.Vector(weights), h.Vector(delays), stims if stims is not None else h.List(),
+                               1 if stims is not None else 0, self.synapses, self.netcons)
+        self.n_netcons += len(type_ids)
+
+    def _make(self, cell, type_ids, props, sec_idx, xs, src, weights, delays, stims) -> None:
         netcons = cell.netcons if self.register_netcons else None
+        all_secs = cell.get_sections()
+        if self.mode == "per_edge" and netcons is None and self._all_bmtk_exp2syn(type_ids, props):
+            self._make_exp2syn_in_hoc(all_secs, type_ids, props, sec_idx, xs, src, weights, delays, stims)
+            return
+        secs = [all_secs[i] for i in sec_idx.tolist()]
         if self.mode == "per_edge":
             for k, t in enumerate(type_ids.tolist()):
                 p = props[t]
