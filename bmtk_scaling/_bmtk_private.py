@@ -314,6 +314,22 @@ def is_point_process_cell(cell: Any) -> bool:
     return type(cell) is PointProcessCell
 
 
+def returns_syn_weight(weight_function: Any) -> bool:
+    """Whether ``weight_function`` is one of bmtk's own that return the edge's ``syn_weight`` unchanged
+    (``wmax``, ``default_weight_fnc``): its weights can then be read as an array."""
+    from bmtk.simulator.bionet.default_setters import synaptic_weights
+
+    return weight_function in (synaptic_weights.wmax, synaptic_weights.default_weight_fnc)
+
+
+def is_bmtk_exp2syn_setter(synapse_function: Any) -> bool:
+    """Whether ``synapse_function`` is bmtk's own ``Exp2Syn`` setter, which makes ``h.Exp2Syn(x, sec=sec)`` and
+    sets ``e``, ``tau1`` and ``tau2`` from ``erev``, ``tau1``, ``tau2`` (what a hoc loop can make alike)."""
+    from bmtk.simulator.bionet.default_setters import synapse_models
+
+    return synapse_function is synapse_models.Exp2Syn
+
+
 def segment_sections(cell: Any) -> Any:
     """The section of every segment of a ``BioCell``, indexed as bionet's placement indexes segments."""
     return cell._secs

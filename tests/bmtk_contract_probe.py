@@ -99,6 +99,22 @@ seen["lean_cell_loading"] = {"proxied": bool(proxied), "restored": cell_models.h
                              "same_cells": all(_shape(c) == _shape(stock_cell) for c in cached),
                              "template": cached[0].hname().split("[")[0]}
 seen["is_point_process_cell"] = bool(bp.is_point_process_cell(some_cell))
+
+# returns_syn_weight / is_bmtk_exp2syn_setter: what bmtk's own weight functions and Exp2Syn setter do
+from bmtk.simulator.bionet import nrn  # noqa: E402
+from bmtk.simulator.bionet.default_setters import synapse_models  # noqa: E402
+
+edge = {"syn_weight": 0.25}
+seen["returns_syn_weight"] = {name: bool(bp.returns_syn_weight(nrn.py_modules.synaptic_weight(name))) and
+                              nrn.py_modules.synaptic_weight(name)(edge, None, None) == 0.25
+                              for name in ("wmax", "default_weight_fnc", "gaussianLL")}
+setter = nrn.py_modules.synapse_model("exp2syn")
+probe_sec = h.Section(name="probe_sec")
+made = setter({"erev": -70.0, "tau1": 0.7, "tau2": 4.0}, 0.3, probe_sec)
+seen["exp2syn_setter"] = {"is_bmtk": bool(bp.is_bmtk_exp2syn_setter(setter)), "kind": made.hname().split("[")[0],
+                          "values": [made.e, made.tau1, made.tau2], "sets": sorted(
+                              line.strip().split(" = ")[0] for line in inspect.getsource(synapse_models.Exp2Syn)
+                              .splitlines() if line.strip().startswith("syn.") and " = " in line)}
 bp.set_simulation_modules(sim, [m for m in mods if isinstance(m, modules.SpikesMod)])
 seen["modules_after_set"] = [type(m).__name__ for m in bp.simulation_modules(sim)]
 spikes_mod = bp.simulation_modules(sim)[0]

@@ -151,3 +151,13 @@ def test_lean_cell_loading(seen):
 
 def test_is_point_process_cell(seen):
     assert seen["is_point_process_cell"] is False  # the probe's cells are BioCells
+
+
+def test_returns_syn_weight(seen):
+    assert seen["returns_syn_weight"] == {"wmax": True, "default_weight_fnc": True, "gaussianLL": False}
+
+
+def test_is_bmtk_exp2syn_setter(seen):
+    """The hoc loop of per_edge makes exactly this: an Exp2Syn with e, tau1 and tau2 and nothing else set."""
+    assert seen["exp2syn_setter"] == {"is_bmtk": True, "kind": "Exp2Syn", "values": [-70.0, 0.7, 4.0],
+                                      "sets": ["syn.e", "syn.tau1", "syn.tau2"]}

@@ -49,11 +49,13 @@ from bmtk_scaling._bmtk_private import (
     edge_populations,
     edge_type_props,
     init_connections,
+    is_bmtk_exp2syn_setter,
     is_morphological,
     is_point_process_cell,
     local_cells,
     only_edge_populations,
     only_target_cells,
+    returns_syn_weight,
     segment_sections,
 )
 
@@ -454,11 +456,9 @@ class LeanEdgeBuilder:
 
     def _all_bmtk_exp2syn(self, type_ids, props) -> bool:
         """Whether every synapse here is made by bmtk's own ``Exp2Syn`` setter (then a hoc loop makes them alike)."""
-        from bmtk.simulator.bionet.default_setters import synapse_models
-
         for t in np.unique(type_ids).tolist():
             p = props[t]
-            if self._synapse_model(p["model_template"]) is not synapse_models.Exp2Syn:
+            if not is_bmtk_exp2syn_setter(self._synapse_model(p["model_template"])):
                 return False
             if not all(k in self._dynamics(p) for k in ("erev", "tau1", "tau2")):
                 return False
@@ -524,13 +524,12 @@ def _weight_function_is_array(name: str | None) -> bool:
     """Whether bionet's weight function ``name`` returns the edge's ``syn_weight`` unchanged (bmtk's own
     ``wmax`` and ``default_weight_fnc``, unless the user registered another function under that name)."""
     from bmtk.simulator.bionet import nrn
-    from bmtk.simulator.bionet.default_setters import synaptic_weights as bmtk_weights
 
     registry = nrn.py_modules
     name = "default_weight_fnc" if name is None else name
     if not registry.has_synaptic_weight(name):
         return False  # bionet names the problem when it calls it
-    return registry.synaptic_weight(name) in (bmtk_weights.wmax, bmtk_weights.default_weight_fnc)
+    return returns_syn_weight(registry.synaptic_weight(name))
 
 
 class LeanEdgesMixin:
