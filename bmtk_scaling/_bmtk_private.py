@@ -274,3 +274,168 @@ def sparse_network_class(edge_list: type, check_ids_in: Callable[[Any, Any, str]
             self.edges_table().append(table)
 
     return SparseNetwork
+
+
+# --- bionet: edges, as its own edge building sees them ----------------------------------------
+
+
+def init_connections(network: Any) -> None:
+    """Give every local cell bionet's per-cell ``RandomState(gid)`` stream, once, as bionet's edge building does.
+
+    bionet calls this (guarded by a flag) before its first edge; calling it here first keeps later
+    bionet calls (fallback populations, spike inputs) from resetting the streams.
+    """
+    network._init_connections()
+
+
+def edge_populations(network: Any) -> list:
+    """bionet's edge populations, in the order its edge building walks them."""
+    return list(network._edge_populations)
+
+
+def edge_type_props(edge_pop: Any, type_id: int) -> dict:
+    """The edge type's properties as bionet uses them (``target_sections`` and ``distance_range`` parsed,
+    ``dynamics_params`` loaded), from the same cached dict bionet's edges read."""
+    return edge_pop._edge_pop.types_table[int(type_id)]
+
+
+def is_morphological(cell: Any) -> bool:
+    """Whether ``cell`` is a bionet ``BioCell`` (sections, a morphology, synapses placed on segments)."""
+    from bmtk.simulator.bionet.biocell import BioCell
+
+    return isinstance(cell, BioCell)
+
+
+def is_point_process_cell(cell: Any) -> bool:
+    """Whether ``cell`` is exactly a bionet ``PointProcessCell`` (an artificial cell such as IntFire1, its NetCons
+    aimed at the cell's own ``hobj``)."""
+    from bmtk.simulator.bionet.pointprocesscell import PointProcessCell
+
+    return type(cell) is PointProcessCell
+
+
+def returns_syn_weight(weight_function: Any) -> bool:
+    """Whether ``weight_function`` is one of bmtk's own that return the edge's ``syn_weight`` unchanged
+    (``wmax``, ``default_weight_fnc``): its weights can then be read as an array."""
+    from bmtk.simulator.bionet.default_setters import synaptic_weights
+
+    return weight_function in (synaptic_weights.wmax, synaptic_weights.default_weight_fnc)
+
+
+def is_bmtk_exp2syn_setter(synapse_function: Any) -> bool:
+    """Whether ``synapse_function`` is bmtk's own ``Exp2Syn`` setter, which makes ``h.Exp2Syn(x, sec=sec)`` and
+    sets ``e``, ``tau1`` and ``tau2`` from ``erev``, ``tau1``, ``tau2`` (what a hoc loop can make alike)."""
+    from bmtk.simulator.bionet.default_setters import synapse_models
+
+    return synapse_function is synapse_models.Exp2Syn
+
+
+def segment_sections(cell: Any) -> Any:
+    """The section of every segment of a ``BioCell``, indexed as bionet's placement indexes segments."""
+    return cell._secs
+
+
+def cell_node(cell: Any) -> Any:
+    """The bionet node of ``cell``, as a weight function receives its target."""
+    return cell._node
+
+
+@contextlib.contextmanager
+def only_target_cells(network: Any, population: str, node_ids: set[int]) -> Iterator[None]:
+    """While active, bionet's edge building sees only the cells ``node_ids`` of ``population`` on this rank."""
+    cells = network._rank_node_ids[population]
+    original = dict(cells)
+    try:
+        for nid in [n for n in cells if n not in node_ids]:
+            del cells[nid]
+        yield
+    finally:
+        cells.clear()
+        cells.update(original)
+
+
+# --- bionet: cell building --------------------------------------------------------------------
+
+
+_CACHED_BIOPHYS1 = """
+begintemplate BmtkScalingBiophys1
+public init
+public soma, dend, apic, axon
+public nl
+public i3d
+public all, somatic, basal, apical, axonal
+objref all, somatic, basal, apical, axonal
+objref this
+objref nl
+objref i3d
+create soma[1]
+create dend[1]
+create apic[1]
+create axon[1]
+proc init() {
+    all = new SectionList()
+    somatic = new SectionList()
+    basal = new SectionList()
+    apical = new SectionList()
+    axonal = new SectionList()
+    forall delete_section()
+    nl = $o1
+    i3d = $o2
+    i3d.instantiate(this)
+}
+endtemplate BmtkScalingBiophys1
+"""
+
+
+class _LeanCellLoading:
+    """bmtk's ``cell_models`` sees this as ``h``: NEURON's ``h``, except that ``define_shape`` only records that
+    it was asked for, and ``Biophys1(swc)`` parses each swc file once (bmtk's template parses it per cell)."""
+
+    def __init__(self, hoc: Any) -> None:
+        self._hoc = hoc
+        self.asked = False
+        self._parsed: dict[str, tuple[Any, Any]] = {}
+
+    def define_shape(self, *args: Any, **kwargs: Any) -> None:
+        self.asked = True
+
+    def Biophys1(self, morphology_file: str) -> Any:  # noqa: N802 (bmtk's name)
+        """A cell like bmtk's ``Biophys1`` template makes: the same sections from the same Import3d reader, which
+        is made once per file (reading an swc in hoc is most of the cost of a cell)."""
+        if morphology_file not in self._parsed:
+            hoc = self._hoc
+            if not hasattr(hoc, "BmtkScalingBiophys1"):
+                hoc(_CACHED_BIOPHYS1)
+            reader = hoc.Import3d_SWC_read()
+            reader.quiet = 1
+            reader.input(morphology_file)
+            self._parsed[morphology_file] = (reader, hoc.Import3d_GUI(reader, 0))
+        return self._hoc.BmtkScalingBiophys1(*self._parsed[morphology_file])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._hoc, name)
+
+
+@contextlib.contextmanager
+def lean_cell_loading() -> Iterator[None]:
+    """While active, bmtk's cell loaders build the same cells faster: each swc file is read once (not once
+    per cell), and ``fix_axon_peri`` (every perisomatic and NeuroML cell) skips its ``h.define_shape()``,
+    which runs once on leaving if any loader asked for it.
+
+    ``define_shape`` walks every section of the model, so calling it once per cell, as bmtk does, makes
+    building N cells cost O(N^2) (about 0.36 s per cell at 300 cells here). It only fills in 3-d points of
+    sections that have none (the new axon stubs), from each cell's own geometry, and nothing between two
+    cells reads them (bionet reads 3-d points only for coordinates, lazily, after the build). The cells'
+    hoc template is ``BmtkScalingBiophys1`` instead of ``Biophys1`` (the same public members).
+    """
+    from bmtk.simulator.bionet.default_setters import cell_models
+
+    original = cell_models.h
+    proxy = _LeanCellLoading(original)
+    cell_models.h = proxy
+    try:
+        yield
+    finally:
+        cell_models.h = original
+        if proxy.asked:
+            original.define_shape()

@@ -58,6 +58,63 @@ seen["report_plan"] = {**{k: getattr(plan, k) for k in ("start_step", "end_step"
 with bp.only_edge_populations(net, {"pairs_to_pairs"}):
     seen["edge_populations_within"] = sorted(ep.name for ep in net._edge_populations)
 seen["edge_populations_after"] = sorted(ep.name for ep in net._edge_populations)
+# edge helpers: what lean instantiation reads of bionet's cells and edge populations
+some_cell = next(iter(bp.local_cells(net)["pairs"].values()))
+before = some_cell.prng
+bp.init_connections(net)  # bionet already made the streams: a second call keeps them
+seen["init_connections_keeps_stream"] = some_cell.prng is before
+seen["edge_populations"] = [ep.name for ep in bp.edge_populations(net)]
+ep = next(e for e in bp.edge_populations(net) if e.name == "pairs_to_pairs")
+props = bp.edge_type_props(ep, int(ep._edge_pop.type_ids[0]))
+seen["edge_type_props"] = {"dynamics_params_loaded": isinstance(props["dynamics_params"], dict),
+                           "has_template": "model_template" in props, "cached": props is bp.edge_type_props(
+                               ep, int(ep._edge_pop.type_ids[0]))}
+seen["is_morphological"] = bool(bp.is_morphological(some_cell))
+seen["segment_sections"] = [int(len(bp.segment_sections(some_cell))), int(sum(sec.nseg for sec in some_cell.hobj.all))]
+seen["cell_node"] = bool(int(bp.cell_node(some_cell).node_id) == int(some_cell.node_id))
+with bp.only_target_cells(net, "pairs", {2}):
+    seen["only_target_cells_within"] = sorted(int(n) for n in bp.local_cells(net)["pairs"])
+seen["only_target_cells_after"] = sorted(int(n) for n in bp.local_cells(net)["pairs"])
+# lean_cell_loading: bmtk's cell loaders reach NEURON through their module's `h`, fix_axon_peri calls define_shape,
+# and the cached reader gives the cell bmtk's Biophys1 template gives
+import inspect  # noqa: E402
+
+from bmtk.simulator.bionet.default_setters import cell_models  # noqa: E402
+
+swc = str(Path(__file__).parent / "fixtures" / "multicompartment" / "morphologies" / "pyramidal_small.swc")
+
+
+def _shape(hobj):
+    return [(sec.name().split(".", 1)[1], sec.L, sec.n3d(), sec.parentseg().x if sec.parentseg() else None)
+            for sec in hobj.all]
+
+
+stock_cell = h.Biophys1(swc)
+with bp.lean_cell_loading():
+    proxied = cell_models.h is not h and cell_models.h.Vector is h.Vector
+    cached = [cell_models.h.Biophys1(swc) for _ in range(2)]  # the second from the same reader
+    cell_models.h.define_shape()  # recorded, made once on leaving
+seen["lean_cell_loading"] = {"proxied": bool(proxied), "restored": cell_models.h is h,
+                             "bmtk_calls_it": "h.define_shape()" in inspect.getsource(cell_models.fix_axon_peri),
+                             "same_cells": all(_shape(c) == _shape(stock_cell) for c in cached),
+                             "template": cached[0].hname().split("[")[0]}
+seen["is_point_process_cell"] = bool(bp.is_point_process_cell(some_cell))
+
+# returns_syn_weight / is_bmtk_exp2syn_setter: what bmtk's own weight functions and Exp2Syn setter do
+from bmtk.simulator.bionet import nrn  # noqa: E402
+from bmtk.simulator.bionet.default_setters import synapse_models  # noqa: E402
+
+edge = {"syn_weight": 0.25}
+seen["returns_syn_weight"] = {name: bool(bp.returns_syn_weight(nrn.py_modules.synaptic_weight(name))) and
+                              nrn.py_modules.synaptic_weight(name)(edge, None, None) == 0.25
+                              for name in ("wmax", "default_weight_fnc", "gaussianLL")}
+setter = nrn.py_modules.synapse_model("exp2syn")
+probe_sec = h.Section(name="probe_sec")
+made = setter({"erev": -70.0, "tau1": 0.7, "tau2": 4.0}, 0.3, probe_sec)
+seen["exp2syn_setter"] = {"is_bmtk": bool(bp.is_bmtk_exp2syn_setter(setter)), "kind": made.hname().split("[")[0],
+                          "values": [made.e, made.tau1, made.tau2], "sets": sorted(
+                              line.strip().split(" = ")[0] for line in inspect.getsource(synapse_models.Exp2Syn)
+                              .splitlines() if line.strip().startswith("syn.") and " = " in line)}
 bp.set_simulation_modules(sim, [m for m in mods if isinstance(m, modules.SpikesMod)])
 seen["modules_after_set"] = [type(m).__name__ for m in bp.simulation_modules(sim)]
 spikes_mod = bp.simulation_modules(sim)[0]

@@ -118,3 +118,46 @@ def test_sparse_network_class(tmp_path):
         bad.add_nodes(N=2, model_type="biophysical")
         bad.add_edges(connection_rule=EdgeList(np.array([0]), np.array([5])), model_template="exp2syn")
         bad.build()
+
+
+def test_init_connections(seen):
+    assert seen["init_connections_keeps_stream"]
+
+
+def test_edge_populations(seen):
+    assert "pairs_to_pairs" in seen["edge_populations"] and "inputs_to_pairs" in seen["edge_populations"]
+
+
+def test_edge_type_props(seen):
+    assert seen["edge_type_props"] == {"dynamics_params_loaded": True, "has_template": True, "cached": True}
+
+
+def test_cell_helpers_for_placement(seen):
+    assert seen["is_morphological"]
+    n_secs, n_segments = seen["segment_sections"]
+    assert n_secs == n_segments >= 1
+    assert seen["cell_node"]
+
+
+def test_only_target_cells(seen):
+    assert seen["only_target_cells_within"] == [2]
+    assert seen["only_target_cells_after"] == [0, 2, 3]
+
+
+def test_lean_cell_loading(seen):
+    assert seen["lean_cell_loading"] == {"proxied": True, "restored": True, "bmtk_calls_it": True,
+                                         "same_cells": True, "template": "BmtkScalingBiophys1"}
+
+
+def test_is_point_process_cell(seen):
+    assert seen["is_point_process_cell"] is False  # the probe's cells are BioCells
+
+
+def test_returns_syn_weight(seen):
+    assert seen["returns_syn_weight"] == {"wmax": True, "default_weight_fnc": True, "gaussianLL": False}
+
+
+def test_is_bmtk_exp2syn_setter(seen):
+    """The hoc loop of per_edge makes exactly this: an Exp2Syn with e, tau1 and tau2 and nothing else set."""
+    assert seen["exp2syn_setter"] == {"is_bmtk": True, "kind": "Exp2Syn", "values": [-70.0, 0.7, 4.0],
+                                      "sets": ["syn.e", "syn.tau1", "syn.tau2"]}

@@ -32,7 +32,7 @@ def _run(net, name: str, ranks: int = 1, **switches):
 
 
 def test_per_edge_reproduces_stock_bmtk_exactly(ping):
-    _, stock = _run(ping, "stock", engine="neuron", neuron_loop="bmtk", synapses="bmtk")
+    _, stock = _run(ping, "stock", engine="neuron", neuron_loop="bmtk", synapses="bmtk", cell_build="bmtk")
     _, lean = _run(ping, "per_edge", engine="neuron", synapses="per_edge")
     assert len(stock) > 500
     assert np.array_equal(stock, lean)
@@ -56,9 +56,8 @@ def test_shared_is_identical_across_engines_and_ranks(ping):
     assert np.array_equal(ref, neuron3)
 
 
-def test_edges_lean_cannot_build_go_through_bionet_with_a_note(ping, tmp_path):
-    """A weight function (here bmtk's wmax: the weight itself) sends the population to bionet's own
-    path; the run says so and its spikes are those of the lean run."""
+def test_weight_functions_stay_lean(ping, tmp_path):
+    """bmtk's wmax (the weight itself) is read as an array: the population stays lean, with the same spikes."""
     import h5py
 
     _, lean = _run(ping, "lean_ref", engine="neuron", synapses="shared")
@@ -69,10 +68,11 @@ def test_edges_lean_cannot_build_go_through_bionet_with_a_note(ping, tmp_path):
         lines[0] += " weight_function"
         lines[1:] = [line + " wmax" for line in lines[1:]]
         types.write_text("\n".join(lines) + "\n")
-        result, fallback = _run(ping, "wf", engine="neuron", synapses="shared")
+        result, with_wmax = _run(ping, "wf", engine="neuron", synapses="shared")
     finally:
         types.write_text(original)
-    assert any("ping_to_ping" in n and "weight functions" in n for n in result.notes), result.notes
-    assert np.array_equal(lean, fallback)
+    assert not [n for n in result.notes if "built by bionet" in n], result.notes
+    assert result.per_rank[0]["synapse_objects"] <= 2 * ping.n_nodes  # still shared
+    assert np.array_equal(lean, with_wmax)
     assert h5py.is_hdf5(ping.edges_file)
     assert json.loads(ping.simulation_config.read_text())["target_simulator"] == "NEURON"

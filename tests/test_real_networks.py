@@ -78,11 +78,45 @@ def test_the_users_mechanisms_folder_is_only_read(compared, fixture_net):
     assert not list(components.rglob("x86_64"))
 
 
-def test_lean_fallback_is_named(fixture_net, tmp_path):
+def test_fixture_edges_are_built_lean(fixture_net):
+    """Multi-compartment targets, a weight function, preselected locations and spike inputs all go through
+    lean instantiation; with a synapse report the synapses are per_edge (bionet's own objects per edge)."""
     proc = cli("run", str(fixture_net / "config.simulation.json"), "--ranks", "1")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "note: edge population cortex_to_cortex: built by bionet, not lean" in proc.stdout
-    assert "multi-compartment targets" in proc.stdout and "weight functions" in proc.stdout
+    assert "built by bionet" not in proc.stdout, proc.stdout
+    assert "synapses: per_edge, not shared (a synapse report" in proc.stdout
+
+
+@pytest.fixture(scope="module")
+def lean_net(tmp_path_factory) -> Path:
+    return build_fixture(tmp_path_factory.mktemp("lean") / "fixture_net", reports=("soma",), input_rate_hz=30.0)
+
+
+def _run_mode(net: Path, name: str, ranks: int, **switches) -> np.ndarray:
+    from bmtk_scaling.config.derive import derive_config, write_config
+    from bmtk_scaling.run.launcher import run_config
+    from bmtk_scaling.sonata.configs import load_config
+
+    config = net / "config.simulation.json"
+    cfg = write_config(derive_config(load_config(config).data, output_dir=f"$BASE_DIR/out_{name}", **switches),
+                       config, net / f"{name}.json", overwrite=True)
+    result = run_config(cfg, ranks)
+    assert not [n for n in result.notes if "built by bionet" in n], result.notes
+    return read_spikes(Path(result.spikes_file))[["node_id", "timestamp"]].to_numpy()
+
+
+def test_lean_modes_equal_stock_on_the_fixture(lean_net):
+    """per_edge and shared against stock bmtk, bitwise, on NEURON and CoreNEURON (the compare tests above add
+    per_edge on 2 ranks on both engines: their synapse report makes the synapses per_edge)."""
+    stock = _run_mode(lean_net, "stock", 1, engine="neuron", neuron_loop="bmtk", synapses="bmtk",
+                     cell_build="bmtk")
+    assert len(stock) > 20
+    for name, ranks, switches in (("pe1", 1, {"engine": "neuron", "synapses": "per_edge"}),
+                                  ("sh1", 1, {"engine": "neuron", "synapses": "shared"}),
+                                  ("pe_cn1", 1, {"engine": "coreneuron", "synapses": "per_edge"}),
+                                  ("sh_cn2", 2, {"engine": "coreneuron", "synapses": "shared"})):
+        got = _run_mode(lean_net, name, ranks, **switches)
+        assert np.array_equal(got, stock), name
 
 
 def test_configs_derived_elsewhere_run_from_anywhere(fixture_net, tmp_path):
@@ -119,7 +153,7 @@ def corpus(tmp_path_factory) -> Path:
         shutil.copytree(CORPUS / name, root / name)
     for path in root.rglob("*"):
         path.chmod(path.stat().st_mode | 0o200)  # the examples are read-only where they are kept
-    for name, tstop in (("bio_14cells", 300.0), ("bio_450cells", 200.0)):
+    for name, tstop in (("bio_14cells", 1500.0), ("bio_450cells", 1000.0)):  # 450's inputs ramp up for 300 ms
         config = root / name / "config.simulation.json"
         data = json.loads(config.read_text())
         data["run"]["tstop"] = tstop  # shorter than the examples' 3 s: the build is what this tests
@@ -150,5 +184,16 @@ def test_bio_450cells_matches_stock(corpus):
     proc = cli("compare", str(net / "config.simulation.json"), "--ranks", "2", "--out", str(corpus / "cmp450"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((corpus / "cmp450" / "compare.json").read_text())
-    assert all(v["spikes_vs_stock"]["identical"] for v in report["variants"])
-    assert report["variants"][1]["notes"], "the edge populations bionet builds are named"
+    assert report["variants"][0]["summary"]["spikes"] > 20
+    assert all(v["spikes_vs_stock"]["identical"] for v in report["variants"])  # shared on 2 ranks
+    assert not [n for n in report["variants"][1]["notes"] if "built by bionet" in n]  # all lean but point targets
+
+
+@pytest.mark.parametrize(("name", "compared"), [("bio_14cells", "cmp14"), ("bio_450cells", "cmp450")])
+def test_corpus_per_edge_equals_stock(corpus, name, compared):
+    """per_edge on 1 rank against the stock run of the compare tests above (2 ranks; spikes do not depend on it)."""
+    stock = corpus / compared / "bmtk_neuron" / "spikes.h5"
+    if not stock.is_file():
+        pytest.skip(f"needs the stock run of the {name} compare test")
+    got = _run_mode(corpus / name, "per_edge", 1, engine="neuron", synapses="per_edge")
+    assert np.array_equal(got, read_spikes(stock)[["node_id", "timestamp"]].to_numpy())

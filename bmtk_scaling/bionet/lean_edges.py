@@ -1,30 +1,41 @@
-"""Lean synapse instantiation for bionet: edges read as arrays, optionally one synapse per cell and type.
+"""Lean synapse instantiation for bionet: edges read as arrays, synapses placed as bionet places them.
 
 Stock bionet walks every edge as a Python object (an edge adaptor, a ``ConnectionStruct``, a
 random section choice, one point process and one NetCon), about 140 us and 2 KB per synapse. Here
-each rank reads the afferent edges of its own cells from the SONATA edge file as numpy arrays and
-connects them in one tight loop that keeps only what NEURON needs: the NetCons (held in a hoc List,
-not as Python objects) and the synapse point processes.
+each rank reads the afferent edges of its own cells from the SONATA edge file as numpy arrays, in
+bionet's order (its ``target_to_source`` index), and keeps only what NEURON needs: the NetCons (in a
+hoc List, not as Python objects) and the synapse point processes.
+
+Placement is bionet's, reproduced exactly. For an edge with ``nsyns``, bionet draws ``nsyns``
+segments from the cell's ``RandomState(gid)`` with ``prng.choice(segments, nsyns, p=p)`` over the
+segments ``Morphology.find_sections(target_sections, distance_range)`` returns; ``choice`` is
+``searchsorted(cumsum(p) / cumsum(p)[-1], random_sample(nsyns), 'right')``, and consecutive
+``random_sample`` calls continue one stream. So one ``random_sample`` per cell and edge population,
+split among the edges in bionet's edge order and mapped per edge type, gives bionet's segments bit
+for bit and leaves the cell's stream where bionet leaves it (spike inputs placed later continue it).
+Preselected locations (``afferent_section_id`` / ``afferent_section_pos``) are used as they are.
+Weight functions: bmtk's ``wmax`` and ``default_weight_fnc`` return ``syn_weight``, taken as an
+array; any other function is called per edge with bionet's own edge and node objects.
 
 Synapse modes (``"bmtk_scaling": {"synapses": ...}`` in the simulation config):
 
-- ``shared`` (default): Exp2Syn and ExpSyn are linear in their input events, so all edges of one
-  target cell with the same synapse model and parameters can drive one point process through their
-  own NetCons (each with its edge's weight and delay) with the same conductance as one point process
-  per edge. Cost and memory become one NetCon per edge plus a handful of point processes per cell.
-  Only floating-point summation order changes (see the README for the measured effect on spikes).
-- ``per_edge``: one point process per edge, created in stock bionet's order: reproduces stock bmtk's
-  spikes exactly, at the memory cost of a point process per edge.
+- ``shared`` (default): Exp2Syn and ExpSyn are linear in their input events, so the edges onto one
+  segment with the same synapse model and parameters can drive one point process through their own
+  NetCons (each with its edge's weight and delay): one point process per (segment, model, parameter
+  file), one NetCon per edge. Only floating-point summation order changes.
+- ``per_edge``: one point process per synapse, created in stock bionet's order at bionet's location:
+  reproduces stock bmtk's spikes exactly.
 - ``bmtk``: stock bionet's own edge building, for checking the other two.
 
-Supported: chemical synapses onto single-segment target sections (the benchmark cells); anything
-else (gap junctions, weight functions, multi-segment placement, preselected sections) is refused with
-a message pointing at ``"synapses": "bmtk"``.
+What is not lean (gap junctions, edge-group dynamics parameters, mixed virtual/recurrent
+populations) goes through bionet's own path for that population; edges onto cells without
+sections (point neurons) go through bionet's path for those cells only.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +44,24 @@ import numpy as np
 import pandas as pd
 from neuron import h
 
-from bmtk_scaling._bmtk_private import cell_synapses, local_cells, only_edge_populations, virtual_populations
+from bmtk_scaling._bmtk_private import (
+    cell_node,
+    edge_populations,
+    edge_type_props,
+    init_connections,
+    is_bmtk_exp2syn_setter,
+    is_morphological,
+    is_point_process_cell,
+    local_cells,
+    only_edge_populations,
+    only_target_cells,
+    returns_syn_weight,
+    segment_sections,
+)
 
-_LINEAR_SYNAPSES = {"exp2syn", "expsyn", "Exp2Syn", "ExpSyn"}
+# Synapse models whose conductance is a sum of independent responses to each event (linear state
+# equations with constant coefficients, NET_RECEIVE adding the weight): one instance can take many NetCons.
+_LINEAR_SYNAPSES = {"exp2syn", "expsyn"}
 
 pc = h.ParallelContext()
 
@@ -51,12 +77,40 @@ proc bmtk_scaling_connect() { local i localobj nc
         $o5.append(nc)
     }
 }
+proc bmtk_scaling_exp2syn() { local i localobj syn, nc
+    // $o1 SectionRefs, $o2 section index, $o3 x, $o4 e, $o5 tau1, $o6 tau2 (per synapse), $o7 sources (gids, or
+    // indices into $o10 when $11 is 1), $o8 weights, $o9 delays, $o10 spike sources, $11, $o12 and $o13 Lists
+    for i = 0, $o2.size() - 1 {
+        $o1.o($o2.x[i]).sec syn = new Exp2Syn($o3.x[i])
+        syn.e = $o4.x[i]
+        syn.tau1 = $o5.x[i]
+        syn.tau2 = $o6.x[i]
+        $o12.append(syn)
+        if ($11) {
+            nc = new NetCon($o10.o($o7.x[i]), syn)
+        } else {
+            nc = bmtk_scaling_pc_.gid_connect($o7.x[i], syn)
+        }
+        nc.weight = $o8.x[i]
+        nc.delay = $o9.x[i]
+        $o13.append(nc)
+    }
+}
+proc bmtk_scaling_connect_stim() { local i localobj nc
+    // $o1 synapse, $o2 List of spike sources, $o3 their indices, $o4 weights, $o5 delays, $o6 List of NetCons
+    for i = 0, $o3.size() - 1 {
+        nc = new NetCon($o2.o($o3.x[i]), $o1)
+        nc.weight = $o4.x[i]
+        nc.delay = $o5.x[i]
+        $o6.append(nc)
+    }
+}
 """
 
 
 @dataclass
 class AfferentEdges:
-    """One edge population's edges onto this rank's cells, in edge-file order (sorted by target)."""
+    """One edge population's edges onto this rank's cells, in bionet's order (target by target, index order)."""
 
     name: str
     source_population: str
@@ -66,30 +120,51 @@ class AfferentEdges:
     type_ids: np.ndarray
     weights: np.ndarray
     delays: np.ndarray
-    nsyns: np.ndarray
+    nsyns: np.ndarray  # 1 for preselected edges, as bionet
+    placed: np.ndarray  # bool: bionet draws the locations (``nsyns`` edges); else preselected
+    sec_ids: np.ndarray  # afferent_section_id (-1 where placed)
+    sec_pos: np.ndarray  # afferent_section_pos (nan where placed)
+    python_weight: np.ndarray  # bool: the weight comes from a weight function called per edge
     types: pd.DataFrame  # indexed by edge_type_id: model_template, dynamics_params (file name)
     unsupported: tuple[str, ...] = ()  # what lean instantiation does not handle here (then bionet builds them)
 
+    def cell_blocks(self) -> list[tuple[int, int, int]]:
+        """(target node id, begin, end) of each target's consecutive rows."""
+        t = self.target_ids
+        if t.size == 0:
+            return []
+        starts = np.flatnonzero(np.r_[True, t[1:] != t[:-1]])
+        ends = np.r_[starts[1:], t.size]
+        return [(int(t[b]), int(b), int(e)) for b, e in zip(starts, ends, strict=True)]
 
-def read_afferent_edges(edges_file: Path, edge_types_file: Path, local_targets: dict[str, np.ndarray]
-                        ) -> list[AfferentEdges]:
-    """Edges of ``edges_file`` whose target is local (``local_targets``: population -> node ids)."""
+    def select_targets(self, keep: set[int]) -> AfferentEdges:
+        """The edges whose target is in ``keep``, order kept."""
+        sel = np.isin(self.target_ids, np.fromiter(keep, dtype=np.int64, count=len(keep)))
+        fields = {k: getattr(self, k) for k in ("name", "source_population", "target_population", "types",
+                                                "unsupported")}
+        arrays = {k: getattr(self, k)[sel] for k in ("source_ids", "target_ids", "type_ids", "weights", "delays",
+                                                     "nsyns", "placed", "sec_ids", "sec_pos", "python_weight")}
+        return AfferentEdges(**fields, **arrays)
+
+
+def read_afferent_edges(edges_file: Path, edge_types_file: Path, local_targets: dict[str, np.ndarray],
+                        weight_function_is_array=None, only: str | None = None) -> list[AfferentEdges]:
+    """Edges of ``edges_file`` whose target is local (``local_targets``: population -> node ids, in the
+    order the cells are walked). ``weight_function_is_array(name)`` says whether a weight function
+    returns ``syn_weight`` (taken as an array); without it every weight function is called per edge."""
     types = pd.read_csv(edge_types_file, sep=" ").set_index("edge_type_id")
     out = []
     with h5py.File(edges_file, "r") as h5:
         for name, pop in h5["edges"].items():
+            if only is not None and name != only:
+                continue
             trg_pop = _attr(pop["target_node_id"], "node_population")
             src_pop = _attr(pop["source_node_id"], "node_population")
             if trg_pop not in local_targets:
                 continue
-            cols = _local_columns(pop, local_targets[trg_pop])
-            type_ids, group_ids, group_index = cols["edge_type_id"], cols["edge_group_id"], cols["edge_group_index"]
-            weights = _column(pop, types, "syn_weight", type_ids, group_ids, group_index)
-            delays = _column(pop, types, "delay", type_ids, group_ids, group_index)
-            nsyns = _column(pop, types, "nsyns", type_ids, group_ids, group_index, default=1).astype(np.int64)
-            out.append(AfferentEdges(name, src_pop, trg_pop, cols["source_node_id"], cols["target_node_id"],
-                                     type_ids, weights, delays, nsyns, types,
-                                     _unsupported(pop, types, np.unique(type_ids))))
+            rows = _rows_in_bionet_order(pop, local_targets[trg_pop])
+            cols = {c: _gather(pop[c], rows).astype(np.int64) for c in _COLUMNS}
+            out.append(_afferent(name, src_pop, trg_pop, pop, types, cols, weight_function_is_array))
     return out
 
 
@@ -97,24 +172,90 @@ _READ_BLOCK = 4_000_000  # rows per read: bounds the transient memory of scannin
 _COLUMNS = ("source_node_id", "target_node_id", "edge_type_id", "edge_group_id", "edge_group_index")
 
 
-def _local_columns(pop, local_ids: np.ndarray) -> dict[str, np.ndarray]:
-    """The edge-table columns of the rows whose target is in ``local_ids``, read block by block in file order."""
-    member = np.zeros(int(local_ids.max(initial=0)) + 1, dtype=bool)
-    member[local_ids] = True
-    parts: dict[str, list[np.ndarray]] = {c: [] for c in _COLUMNS}
-    n_rows = pop["target_node_id"].shape[0]
-    for start in range(0, n_rows, _READ_BLOCK):
-        stop = min(start + _READ_BLOCK, n_rows)
-        targets = pop["target_node_id"][start:stop].astype(np.int64)
-        keep = np.zeros(targets.size, dtype=bool)
-        inside = targets < member.size
-        keep[inside] = member[targets[inside]]
-        if not keep.any():
+def _afferent(name, src_pop, trg_pop, pop, types, cols, weight_function_is_array) -> AfferentEdges:
+    type_ids, group_ids, group_index = cols["edge_type_id"], cols["edge_group_id"], cols["edge_group_index"]
+    n = type_ids.size
+    groups = {gid: pop[str(gid)] for gid in np.unique(group_ids).tolist() if str(gid) in pop}
+    placed = np.zeros(n, dtype=bool)
+    sec_ids = np.full(n, -1, dtype=np.int64)
+    sec_pos = np.full(n, np.nan)
+    nsyns = np.ones(n, dtype=np.int64)
+    problems = []
+    for gid, grp in groups.items():
+        sel = group_ids == gid
+        sec_col = "sec_id" if "sec_id" in grp else "afferent_section_id" if "afferent_section_id" in grp else None
+        if sec_col is not None:  # bionet: preselected, one synapse per edge whatever nsyns says
+            sec_ids[sel] = _gather(grp[sec_col], group_index[sel])
+            pos_col = "sec_x" if "sec_x" in grp else "afferent_section_pos"
+            if pos_col not in grp:
+                problems.append("preselected sections without a position")
+            else:
+                sec_pos[sel] = _gather(grp[pos_col], group_index[sel])
+        elif "nsyns" in grp or "nsyns" in types.columns:
+            placed[sel] = True
+        if "dynamics_params" in grp:
+            problems.append("edge-group dynamics parameters")
+    nsyns[placed] = _column(pop, types, "nsyns", type_ids, group_ids, group_index, default=1)[placed].astype(np.int64)
+    python_weight = np.zeros(n, dtype=bool)
+    if "weight_function" in types.columns:
+        names = types["weight_function"].reindex(type_ids)
+        for fn in pd.unique(names):
+            fn_name = None if (fn is None or (isinstance(fn, float) and math.isnan(fn))) else str(fn)
+            if weight_function_is_array is None or not weight_function_is_array(fn_name):
+                python_weight |= (names == fn).to_numpy() if fn_name is not None else names.isna().to_numpy()
+    weights = _column(pop, types, "syn_weight", type_ids, group_ids, group_index, default=np.nan)
+    delays = _column(pop, types, "delay", type_ids, group_ids, group_index)
+    sub = types.loc[[t for t in np.unique(type_ids) if t in types.index]]
+    if "is_gap_junction" in sub.columns and sub["is_gap_junction"].fillna(False).astype(bool).any():
+        problems.append("gap junctions")
+    return AfferentEdges(name, src_pop, trg_pop, cols["source_node_id"], cols["target_node_id"], type_ids, weights,
+                         delays, nsyns, placed, sec_ids, sec_pos, python_weight, types, tuple(sorted(set(problems))))
+
+
+def _concat_ranges(begins: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(b, e) for b, e in zip(begins, ends)])`` without the Python loop."""
+    begins, ends = begins.astype(np.int64), ends.astype(np.int64)
+    lens = np.maximum(ends - begins, 0)
+    total = int(lens.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    offsets = np.repeat(np.cumsum(lens) - lens, lens)
+    return np.arange(total, dtype=np.int64) - offsets + np.repeat(begins, lens)
+
+
+def _rows_in_bionet_order(pop, local_ids: np.ndarray) -> np.ndarray:
+    """Edge rows onto ``local_ids``, target by target, each target's rows as bionet's ``get_target`` yields them."""
+    index = next((pop[g]["target_to_source"] for g in ("indices", "indicies")
+                  if g in pop and "target_to_source" in pop[g]), None)
+    if index is None:  # bionet itself needs this index; without it, file order per target
+        targets = _gather(pop["target_node_id"], np.arange(pop["target_node_id"].shape[0])).astype(np.int64)
+        order = {int(t): i for i, t in enumerate(local_ids.tolist())}
+        keep = np.flatnonzero(np.isin(targets, local_ids))
+        rank = np.array([order[int(t)] for t in targets[keep]], dtype=np.int64)
+        return keep[np.argsort(rank, kind="stable")]
+    node_to_range = index["node_id_to_range"][()].astype(np.int64)
+    range_to_edge = index["range_to_edge_id"][()].astype(np.int64)
+    ids = local_ids[local_ids < node_to_range.shape[0]]
+    ranges = _concat_ranges(node_to_range[ids, 0], node_to_range[ids, 1])
+    return _concat_ranges(range_to_edge[ranges, 0], range_to_edge[ranges, 1])
+
+
+def _gather(ds, rows: np.ndarray) -> np.ndarray:
+    """``ds[rows]`` for any row order, read block by block in file order (bounded memory)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size == 0:
+        return np.empty(0, dtype=ds.dtype)
+    order = np.argsort(rows, kind="stable")
+    sorted_rows = rows[order]
+    out = np.empty(rows.size, dtype=ds.dtype)
+    first, last = int(sorted_rows[0]), int(sorted_rows[-1]) + 1
+    for start in range(first, last, _READ_BLOCK):
+        stop = min(start + _READ_BLOCK, last)
+        a, b = np.searchsorted(sorted_rows, [start, stop])
+        if a == b:
             continue
-        for col in _COLUMNS:
-            values = targets if col == "target_node_id" else pop[col][start:stop]
-            parts[col].append(values[keep].astype(np.int64))
-    return {c: np.concatenate(v) if v else np.empty(0, dtype=np.int64) for c, v in parts.items()}
+        out[order[a:b]] = ds[start:stop][sorted_rows[a:b] - start]
+    return out
 
 
 def _attr(ds, key: str) -> str:
@@ -123,7 +264,7 @@ def _attr(ds, key: str) -> str:
 
 
 def _column(pop, types: pd.DataFrame, name: str, type_ids, group_ids, group_index, default=None) -> np.ndarray:
-    """Per-edge value: the edge group's column where it has one, else the edge type's value."""
+    """Per-edge value: the edge group's column where it has one, else the edge type's value (bionet's lookup)."""
     values = np.full(type_ids.size, np.nan)
     if name in types.columns:
         values = types[name].reindex(type_ids).to_numpy(dtype=float)
@@ -131,35 +272,36 @@ def _column(pop, types: pd.DataFrame, name: str, type_ids, group_ids, group_inde
         grp = pop.get(str(gid))
         if grp is not None and name in grp:
             sel = group_ids == gid
-            values[sel] = grp[name][()][group_index[sel]]
-    if np.isnan(values).any():
+            values[sel] = _gather(grp[name], group_index[sel])
+    if np.isnan(values).any() and not (default is not None and np.isnan(default)):
         if default is None:
             raise ValueError(f"edges without a {name!r} (neither in the edge group nor in the edge types)")
         values[np.isnan(values)] = default
     return values
 
 
-def _unsupported(pop, types: pd.DataFrame, used_types: np.ndarray) -> tuple[str, ...]:
-    """What of an edge population's features lean instantiation does not handle (empty: it handles it)."""
-    sub = types.loc[[t for t in used_types if t in types.index]]
-    problems = []
-    if "weight_function" in sub.columns and sub["weight_function"].notna().any():
-        problems.append("weight functions")
-    if "is_gap_junction" in sub.columns and sub["is_gap_junction"].fillna(False).astype(bool).any():
-        problems.append("gap junctions")
-    for grp in (g for g in pop.values() if isinstance(g, h5py.Group) and g.name.split("/")[-1].isdigit()):
-        if "afferent_section_id" in grp or "afferent_section_pos" in grp:
-            problems.append("preselected synapse locations")
-            break
-    if "model_template" in sub.columns and sub["model_template"].isna().any():
-        problems.append("connections straight onto point neurons (no synapse model)")
-    return tuple(problems)
+def draw_segments(prng: np.random.RandomState, draw_types: np.ndarray,
+                  segments: dict[int, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The segments bionet's ``prng.choice(ix_t, nsyns, p=p_t)`` calls pick, one call per edge in this order,
+    made with one ``random_sample``: ``draw_types`` holds the edge type of each draw (an edge's ``nsyns``
+    draws together), ``segments`` maps a type to its segments and the cdf ``cumsum(p) / cumsum(p)[-1]``."""
+    u = prng.random_sample(draw_types.size)
+    picked = np.empty(u.size, dtype=np.int64)
+    for t, (ix, cdf) in segments.items():
+        sel = draw_types == t
+        picked[sel] = ix[np.searchsorted(cdf, u[sel], side="right")]
+    return picked
+
+
+def is_linear_synapse(model_template: str) -> bool:
+    """Whether one instance of the synapse model may sum the events of many edges (see ``shared``)."""
+    return str(model_template).lower() in _LINEAR_SYNAPSES
 
 
 class LeanEdgeBuilder:
     """Creates the synapses and NetCons of the afferent edges of this rank's cells."""
 
-    def __init__(self, network, synaptic_models_dir: Path, mode: str) -> None:
+    def __init__(self, network, synaptic_models_dir: Path, mode: str, register_netcons: bool = False) -> None:
         if mode not in ("shared", "per_edge"):
             raise ValueError(f"lean synapse mode must be 'shared' or 'per_edge', got {mode!r}")
         from bmtk.simulator.bionet import nrn
@@ -170,91 +312,228 @@ class LeanEdgeBuilder:
         self._synapse_model = nrn.py_modules.synapse_model
         self._params: dict[str, dict] = {}
         self.netcons = h.List()  # keeps every NetCon alive without a Python wrapper each
-        self.synapses: list = []
+        self.synapses = h.List()
         self.n_netcons = 0
-        if not hasattr(h, "bmtk_scaling_connect"):
+        self.n_registered = 0  # NetCons also put on the cells' own lists (what bionet's synapse reports read)
+        self.register_netcons = register_netcons
+        if not hasattr(h, "bmtk_scaling_exp2syn"):
             h(_HOC_CONNECT)
 
-    def _dynamics(self, file_name: str) -> dict:
-        if file_name not in self._params:
-            self._params[file_name] = json.loads((self.models_dir / file_name).read_text())
-        return self._params[file_name]
-
-    def target_problems(self, edges: AfferentEdges, cells: dict) -> list[str]:
-        """Why this rank's target cells of ``edges`` cannot take lean synapses (empty: they can)."""
-        problems = []
-        for tid in np.unique(edges.target_ids).tolist():
-            hobj = getattr(cells[int(tid)], "hobj", None)
-            if hobj is None or not hasattr(hobj, "soma"):
-                problems.append("targets without a soma section (point neurons)")
-                break
-            if sum(sec.nseg for sec in hobj.all) != 1:
-                problems.append("multi-compartment targets")
-                break
+    def target_problems(self, edges: AfferentEdges) -> list[str]:
+        """Why ``edges`` cannot take lean synapses in this mode (empty: they can)."""
         if self.mode == "shared" and edges.target_ids.size:
             template = edges.types["model_template"].reindex(np.unique(edges.type_ids))
-            bad = sorted(set(template.dropna().astype(str)) - _LINEAR_SYNAPSES)
+            bad = sorted({t for t in template.dropna().astype(str) if not is_linear_synapse(t)})
             if bad:
-                problems.append(f"synapse models {bad} not known to be linear (shared synapses)")
-        return problems
+                return [f"synapse models {bad} are not linear in their input events, so they cannot be shared: "
+                        "set \"synapses\": \"per_edge\""]
+        return []
 
-    def connect(self, edges: AfferentEdges, cells: dict) -> None:
-        """Create the synapses and NetCons of ``edges``; ``cells`` maps target node id -> bionet cell."""
+    def connect(self, edges: AfferentEdges, cells: dict, bionet_pop, sources=None) -> None:
+        """Create the synapses and NetCons of ``edges`` (onto morphological ``cells``: node id -> bionet cell).
+
+        ``sources``: for spike-input edges, a function node id -> bionet's virtual cell (its ``hobj`` the spike
+        source); else the sources are cells reached by gid.
+        """
         if edges.target_ids.size == 0:
             return
-        src_offset = self.net.gid_pool.get_gid(name=edges.source_population, node_id=0)
-        src_gids = (edges.source_ids.astype(np.int64) + src_offset).astype(float)
-        # Everything per edge stays numeric: synapse model and parameter file are looked up per edge type.
-        types = edges.types.sort_index()
-        type_pos = np.searchsorted(types.index.to_numpy(), edges.type_ids)
-        template = types["model_template"].to_numpy()
-        dynamics = types["dynamics_params"].to_numpy()
-        type_key, _ = pd.factorize(pd.Series(template).astype(str) + "|" + pd.Series(dynamics).astype(str))
-        if (edges.nsyns != 1).any():  # stock bionet makes nsyns synapses per edge: expand to one row each
-            rep = edges.nsyns
-            src_gids, type_pos = np.repeat(src_gids, rep), np.repeat(type_pos, rep)
-            weights, delays, targets = (np.repeat(edges.weights, rep), np.repeat(edges.delays, rep),
-                                        np.repeat(edges.target_ids, rep))
-        else:
-            weights, delays, targets = edges.weights, edges.delays, edges.target_ids
-        key_ids = type_key[type_pos]
-        starts = np.flatnonzero(np.r_[True, targets[1:] != targets[:-1]])
-        ends = np.r_[starts[1:], targets.size]
-        for begin, end in zip(starts, ends, strict=True):
-            cell = cells[int(targets[begin])]
-            section = _single_segment_soma(cell)
-            if self.mode == "shared":
-                cell_keys = key_ids[begin:end]
-                for kid in pd.unique(cell_keys):  # first-appearance order: deterministic
-                    rows = begin + np.flatnonzero(cell_keys == kid)
-                    t = type_pos[rows[0]]
-                    syn = self._synapse_model(template[t])(self._dynamics(dynamics[t]), 0.5, section)
-                    self.synapses.append(syn)
-                    h.bmtk_scaling_connect(syn, h.Vector(src_gids[rows]), h.Vector(weights[rows]),
-                                           h.Vector(delays[rows]), self.netcons)
+        src_offset = None if sources is not None else self.net.gid_pool.get_gid(name=edges.source_population,
+                                                                                   node_id=0)
+        props = {int(t): edge_type_props(bionet_pop, t) for t in np.unique(edges.type_ids).tolist()}
+        stims = h.List() if sources is not None else None
+        stim_index: dict[int, int] = {}
+        for tid, begin, end in edges.cell_blocks():
+            cell = cells[tid]
+            weights = edges.weights[begin:end]
+            if sources is not None:  # bionet makes each spike source when its first edge is built
+                for sid in pd.unique(edges.source_ids[begin:end]).tolist():
+                    if sid not in stim_index:
+                        stim_index[sid] = len(stim_index)
+                        stims.append(sources(sid).hobj)
+            if edges.python_weight[begin:end].any():
+                weights = self._python_weights(edges, bionet_pop, tid, cell, begin, end, sources)
+            syn = self._locations(edges, cell, props, begin, end)
+            if syn is None:
+                continue
+            edge_of, sec_idx, xs = syn
+            rows = begin + edge_of
+            if sources is None:
+                src = (edges.source_ids[rows] + src_offset).astype(float)
             else:
-                for k in range(begin, end):
-                    t = type_pos[k]
-                    syn = self._synapse_model(template[t])(self._dynamics(dynamics[t]), 0.5, section)
-                    self.synapses.append(syn)
-                    nc = pc.gid_connect(src_gids[k], syn)
-                    nc.weight[0] = weights[k]
-                    nc.delay = delays[k]
-                    self.netcons.append(nc)
-            self.n_netcons += int(end - begin)
+                src = np.array([stim_index[s] for s in edges.source_ids[rows].tolist()], dtype=float)
+            self._make(cell, edges.type_ids[rows], props, sec_idx, xs, src, weights[edge_of], edges.delays[rows], stims)
+
+    def connect_point_cells(self, edges: AfferentEdges, cells: dict, bionet_pop, sources=None) -> None:
+        """NetCons of ``edges`` onto bionet ``PointProcessCell``s (IntFire1 and the like), as bionet makes them: one
+        per edge onto the cell itself, its weight times ``sign * nsyns`` of the synapse parameters where the
+        edge has ``nsyns``, in bionet's edge order."""
+        if edges.target_ids.size == 0:
+            return
+        props = {int(t): edge_type_props(bionet_pop, t) for t in np.unique(edges.type_ids).tolist()}
+        src_offset = None if sources is not None else self.net.gid_pool.get_gid(name=edges.source_population,
+                                                                                   node_id=0)
+        for tid, begin, end in edges.cell_blocks():
+            cell = cells[tid]
+            weights = edges.weights[begin:end]
+            if edges.python_weight[begin:end].any():
+                weights = self._python_weights(edges, bionet_pop, tid, cell, begin, end, sources)
+            weights = weights.copy()
+            for k in np.flatnonzero(edges.placed[begin:end]).tolist():
+                weights[k] = weights[k] * (self._dynamics(props[int(edges.type_ids[begin + k])])["sign"]
+                                           * int(edges.nsyns[begin + k]))
+            netcons = cell.netcons if self.register_netcons else None
+            for k in range(end - begin):
+                sid = int(edges.source_ids[begin + k])
+                nc = h.NetCon(sources(sid).hobj, cell.hobj) if sources is not None else \
+                    pc.gid_connect(sid + src_offset, cell.hobj)
+                nc.weight[0] = weights[k]
+                nc.delay = edges.delays[begin + k]
+                self.netcons.append(nc)
+                if netcons is not None:
+                    netcons.append(nc)
+            self.n_netcons += end - begin
+            self.n_registered += (end - begin) if netcons is not None else 0
+
+    def _python_weights(self, edges, bionet_pop, tid, cell, begin, end, sources) -> np.ndarray:
+        """Weights from the edges' weight function, called as bionet calls it (its own edge and node objects)."""
+        weights = edges.weights[begin:end].copy()
+        bionet_edges = list(bionet_pop.get_target(tid))
+        if len(bionet_edges) != end - begin:
+            raise RuntimeError(f"edge population {edges.name}: {len(bionet_edges)} edges onto node {tid} in bionet's "
+                               f"view, {end - begin} read here")
+        trg = cell_node(cell)
+        for k in np.flatnonzero(edges.python_weight[begin:end]).tolist():
+            e = bionet_edges[k]
+            src = sources(e.source_node_id) if sources is not None else \
+                self.net.get_node_id(edges.source_population, e.source_node_id)
+            weights[k] = e.syn_weight(src_node=src, trg_node=trg)
+        return weights
+
+    def _locations(self, edges, cell, props, begin, end):
+        """(edge of each synapse relative to ``begin``, section index in ``cell.get_sections()``, x) for the
+        synapses bionet makes onto ``cell``, in bionet's order."""
+        placed = edges.placed[begin:end]
+        if (~placed & (edges.sec_ids[begin:end] < 0)).any():
+            raise ValueError(f"edge population {edges.name}: edges onto cell {cell.gid} have neither nsyns nor "
+                             "afferent_section_id, so bionet cannot place their synapses on its sections")
+        nsyns = np.where(placed, edges.nsyns[begin:end], 1)
+        types = edges.type_ids[begin:end]
+        drawn = placed.copy()
+        segments = {}
+        for t in pd.unique(types[placed]).tolist():
+            p = props[int(t)]
+            ix, prob = cell.morphology.find_sections(section_names=p["target_sections"],
+                                                     distance_range=p["distance_range"], cache=True)
+            if len(ix) == 0:  # bionet warns and makes no synapse (and draws nothing) for such an edge
+                drawn &= types != t
+                continue
+            cdf = np.asarray(prob, dtype=float).cumsum()
+            cdf /= cdf[-1]
+            segments[int(t)] = (np.asarray(ix), cdf)
+        nsyns = np.where(placed & ~drawn, 0, nsyns)
+        edge_of = np.repeat(np.arange(end - begin), nsyns)
+        if edge_of.size == 0:
+            return None
+        draw = drawn[edge_of]
+        seg = np.zeros(edge_of.size, dtype=np.int64)
+        if draw.any():
+            seg[draw] = draw_segments(cell.prng, types[edge_of[draw]], segments)
+        sec_idx = edges.sec_ids[begin + edge_of].copy()
+        if draw.any():
+            index = {sec: i for i, sec in enumerate(cell.get_sections())}
+            seg_to_sec = np.fromiter((index[sec] for sec in segment_sections(cell)), dtype=np.int64)
+            sec_idx[draw] = seg_to_sec[seg[draw]]
+        xs = np.where(draw, cell.morphology.seg_props.x[seg] if draw.any() else 0.0, edges.sec_pos[begin + edge_of])
+        return edge_of, sec_idx, xs
+
+    def _dynamics(self, prop: dict) -> dict:
+        params = prop["dynamics_params"]
+        if isinstance(params, str):  # bionet loads it when the population is initialised; be safe otherwise
+            if params not in self._params:
+                self._params[params] = json.loads((self.models_dir / params).read_text())
+            params = self._params[params]
+        return params
+
+    def _all_bmtk_exp2syn(self, type_ids, props) -> bool:
+        """Whether every synapse here is made by bmtk's own ``Exp2Syn`` setter (then a hoc loop makes them alike)."""
+        for t in np.unique(type_ids).tolist():
+            p = props[t]
+            if not is_bmtk_exp2syn_setter(self._synapse_model(p["model_template"])):
+                return False
+            if not all(k in self._dynamics(p) for k in ("erev", "tau1", "tau2")):
+                return False
+        return True
+
+    def _make_exp2syn_in_hoc(self, all_secs, type_ids, props, sec_idx, xs, src, weights, delays, stims) -> None:
+        """per_edge synapses made as bmtk's ``Exp2Syn`` setter makes them (``Exp2Syn(x)`` on the section, then
+        ``e``, ``tau1``, ``tau2``), in a hoc loop rather than one Python call per synapse."""
+        refs = h.List()
+        for sec in all_secs:
+            refs.append(h.SectionRef(sec=sec))
+        par = {t: self._dynamics(props[t]) for t in np.unique(type_ids).tolist()}
+        per_syn = {k: np.array([par[t][k] for t in type_ids.tolist()], dtype=float) for k in ("erev", "tau1", "tau2")}
+        h.bmtk_scaling_exp2syn(refs, h.Vector(sec_idx.astype(float)), h.Vector(xs), h.Vector(per_syn["erev"]),
+                               h.Vector(per_syn["tau1"]), h.Vector(per_syn["tau2"]), h.Vector(src),
+                               h.Vector(weights), h.Vector(delays), stims if stims is not None else h.List(),
+                               1 if stims is not None else 0, self.synapses, self.netcons)
+        self.n_netcons += len(type_ids)
+
+    def _make(self, cell, type_ids, props, sec_idx, xs, src, weights, delays, stims) -> None:
+        netcons = cell.netcons if self.register_netcons else None
+        all_secs = cell.get_sections()
+        if self.mode == "per_edge" and netcons is None and self._all_bmtk_exp2syn(type_ids, props):
+            self._make_exp2syn_in_hoc(all_secs, type_ids, props, sec_idx, xs, src, weights, delays, stims)
+            return
+        secs = [all_secs[i] for i in sec_idx.tolist()]
+        if self.mode == "per_edge":
+            for k, t in enumerate(type_ids.tolist()):
+                p = props[t]
+                syn = self._synapse_model(p["model_template"])(self._dynamics(p), xs[k], secs[k])
+                self.synapses.append(syn)
+                nc = h.NetCon(stims.o(int(src[k])), syn) if stims is not None else pc.gid_connect(src[k], syn)
+                nc.weight[0] = weights[k]
+                nc.delay = delays[k]
+                self.netcons.append(nc)
+                if netcons is not None:
+                    netcons.append(nc)
+            self.n_netcons += len(type_ids)
+            self.n_registered += len(type_ids) if netcons is not None else 0
+            return
+        # shared: one point process per (segment, model, parameter file), in first-appearance order
+        keys: dict[tuple, list[int]] = {}
+        for k, (sec, x, t) in enumerate(zip(secs, xs.tolist(), type_ids.tolist(), strict=True)):
+            p = props[t]
+            seg = sec(x)
+            key = (sec.name(), seg.x if 0.0 < x < 1.0 else x, p["model_template"], id(self._dynamics(p)))
+            keys.setdefault(key, []).append(k)
+        for (_, _, template, _), ks in keys.items():
+            k0 = ks[0]
+            syn = self._synapse_model(template)(self._dynamics(props[type_ids[k0]]), xs[k0], secs[k0])
+            self.synapses.append(syn)
+            ks = np.asarray(ks)
+            if stims is not None:
+                h.bmtk_scaling_connect_stim(syn, stims, h.Vector(src[ks]), h.Vector(weights[ks]),
+                                            h.Vector(delays[ks]), self.netcons)
+            else:
+                h.bmtk_scaling_connect(syn, h.Vector(src[ks]), h.Vector(weights[ks]), h.Vector(delays[ks]),
+                                       self.netcons)
+        self.n_netcons += len(type_ids)
 
 
-def _single_segment_soma(cell):
-    soma = cell.hobj.soma[0]
-    if sum(sec.nseg for sec in cell.hobj.all) != 1:
-        raise NotImplementedError(
-            f"cell gid {cell.gid} has more than one segment: lean instantiation places every synapse at the soma "
-            "of single-compartment cells; set \"bmtk_scaling\": {\"synapses\": \"bmtk\"} for morphological cells")
-    return soma
+def _weight_function_is_array(name: str | None) -> bool:
+    """Whether bionet's weight function ``name`` returns the edge's ``syn_weight`` unchanged (bmtk's own
+    ``wmax`` and ``default_weight_fnc``, unless the user registered another function under that name)."""
+    from bmtk.simulator.bionet import nrn
+
+    registry = nrn.py_modules
+    name = "default_weight_fnc" if name is None else name
+    if not registry.has_synaptic_weight(name):
+        return False  # bionet names the problem when it calls it
+    return returns_syn_weight(registry.synaptic_weight(name))
 
 
 class LeanEdgesMixin:
-    """Mix into a ``BioNetwork`` subclass: recurrent edges built by :class:`LeanEdgeBuilder`.
+    """Mix into a ``BioNetwork`` subclass: recurrent and spike-input edges built by :class:`LeanEdgeBuilder`.
 
     The mode comes from the config (``bmtk_scaling.synapses``); ``bmtk`` keeps bionet's own path.
     """
@@ -272,42 +551,98 @@ class LeanEdgesMixin:
         network._synaptic_models_dir = Path(conf["components"]["synaptic_models_dir"])
         network.lean_builder = None
         network.notes = []
+        network._synapse_report = any(str(r.get("module", "")) in ("netcon_report", "syn_report")
+                                      for r in (conf.get("reports") or {}).values() if isinstance(r, dict))
+        if network._synapse_report and network.synapse_mode == "shared":
+            network.synapse_mode = "per_edge"
+            network.notes.append("synapses: per_edge, not shared (a synapse report records each edge's own synapse)")
         return network
 
     def connection_counts(self) -> tuple[int, int]:
         """(NetCons, synapse point processes) this rank created for recurrent and input edges."""
+        from bmtk_scaling._bmtk_private import cell_synapses
+
         cells = self.get_local_cells().values()
         netcons = sum(len(c.netcons) for c in cells)
         synapses = sum(len(cell_synapses(c)) for c in cells)
         if self.lean_builder is not None:
-            netcons += self.lean_builder.n_netcons
-            synapses += len(self.lean_builder.synapses)
+            netcons += self.lean_builder.n_netcons - self.lean_builder.n_registered
+            synapses += int(self.lean_builder.synapses.count())
         return netcons, synapses
+
+    def _lean_setup(self):
+        if self.lean_builder is None:
+            init_connections(self)
+            self.lean_builder = LeanEdgeBuilder(self, self._synaptic_models_dir, self.synapse_mode,
+                                                register_netcons=self._synapse_report)
+            self._edge_file_of = {}
+            for edges_file, types_file in self._lean_edge_files:
+                with h5py.File(edges_file, "r") as h5:
+                    for name in h5["edges"]:
+                        self._edge_file_of.setdefault(name, (edges_file, types_file))
+        return self.lean_builder
+
+    def _read_population(self, name: str) -> AfferentEdges | None:
+        """One edge population's edges onto this rank's cells, read when it is built (its arrays freed after)."""
+        if name not in self._edge_file_of:
+            return None
+        edges_file, types_file = self._edge_file_of[name]
+        local = {pop: np.array(list(cells), dtype=np.int64) for pop, cells in local_cells(self).items()}
+        found = read_afferent_edges(edges_file, types_file, local, _weight_function_is_array, only=name)
+        return found[0] if found else None
+
+    def _build_population(self, edge_pop, bionet_build, sources=None) -> None:
+        """Build one edge population lean where every rank can, else through ``bionet_build`` (on all ranks alike)."""
+        builder = self._lean_setup()
+        edges = self._read_population(edge_pop.name)
+        cells = local_cells(self).get(edge_pop.target_nodes, {})
+        if edges is None:
+            reasons = ["not found in the configured edge files"]
+        else:
+            reasons = [*edges.unsupported, *builder.target_problems(edges)]
+            if edge_pop.mixed_connections:
+                reasons.append("virtual and recurrent sources in one population")
+        if pc.allreduce(1.0 if reasons else 0.0, 2) > 0:
+            self.notes.append(f"edge population {edge_pop.name}: built by bionet, not lean "
+                              f"({', '.join(sorted(set(reasons)) or ['another rank'])})")
+            with only_edge_populations(self, {edge_pop.name}):
+                bionet_build()
+            return
+        lean_ids = {nid for nid, c in cells.items() if is_morphological(c)}
+        point_ids = {nid for nid, c in cells.items() if is_point_process_cell(c)}
+        other = set(cells) - lean_ids - point_ids
+        builder.connect(edges if len(lean_ids) == len(cells) else edges.select_targets(lean_ids), cells, edge_pop,
+                        sources)
+        if point_ids:
+            builder.connect_point_cells(edges.select_targets(point_ids), cells, edge_pop, sources)
+        del edges  # this population's arrays: freed before the next one is read
+        if pc.allreduce(1.0 if other else 0.0, 2) > 0:  # edges onto point neurons: bionet's, for those cells only
+            with only_edge_populations(self, {edge_pop.name}), only_target_cells(self, edge_pop.target_nodes, other):
+                bionet_build()
 
     def build_recurrent_edges(self, **kwargs):
         if self.synapse_mode == "bmtk":
             return super().build_recurrent_edges(**kwargs)
-        builder = LeanEdgeBuilder(self, self._synaptic_models_dir, self.synapse_mode)
-        by_population = local_cells(self)
-        local = {pop: np.array(sorted(cells), dtype=np.int64) for pop, cells in by_population.items()}
-        virtual = virtual_populations(self)
-        lean, fallback = [], {}
-        for edges_file, types_file in self._lean_edge_files:
-            for edges in read_afferent_edges(edges_file, types_file, local):
-                if edges.source_population in virtual:
-                    continue  # spike-input edges: built by bionet's add_spike_trains, as before
-                reasons = [*edges.unsupported, *builder.target_problems(edges, by_population[edges.target_population])]
-                # Every rank decides alike (a population is built one way on every rank), in file order.
-                if pc.allreduce(1.0 if reasons else 0.0, 2) > 0:
-                    fallback[edges.name] = sorted(set(reasons)) or ["another rank's cells"]
-                else:
-                    lean.append(edges)
-        for edges in lean:
-            builder.connect(edges, by_population[edges.target_population])
-        self.lean_builder = builder
-        if fallback:
-            for name, reasons in fallback.items():
-                self.notes.append(f"edge population {name}: built by bionet, not lean ({', '.join(reasons)})")
-            with only_edge_populations(self, set(fallback)):
-                super().build_recurrent_edges(**kwargs)
+        for edge_pop in edge_populations(self):  # bionet's population order: each cell's stream is drawn alike
+            if edge_pop.virtual_connections:
+                continue
+            self._build_population(edge_pop, lambda: super(LeanEdgesMixin, self).build_recurrent_edges(**kwargs))
         self.io.barrier()
+
+    def add_spike_trains(self, spike_trains, node_set, spikes_generator=None, sim=None):
+        if self.synapse_mode == "bmtk":
+            return super().add_spike_trains(spike_trains, node_set, spikes_generator, sim)
+        for src_pop in [p.name for p in self.node_populations if p.name in node_set.population_names()]:
+            for edge_pop in self.find_edges(source_nodes=src_pop):
+                if not edge_pop.virtual_connections:
+                    continue
+
+                def bionet_build():  # bionet's loop finds only this population (only_edge_populations)
+                    super(LeanEdgesMixin, self).add_spike_trains(spike_trains, node_set, spikes_generator, sim)
+
+                def sources(nid, src_pop=src_pop):
+                    return self.get_virtual_cells(src_pop, nid, spike_trains, spikes_generator, sim)
+
+                self._build_population(edge_pop, bionet_build, sources)
+        self.io.barrier()
+

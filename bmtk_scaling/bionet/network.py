@@ -2,14 +2,32 @@
 
 A ``BioNetwork`` subclass, so everything in bionet keeps working; it adds what the config's
 ``bmtk_scaling`` section asks for: cells placed on the ranks a partition map names
-(:mod:`bionet_network`) and lean synapse instantiation (:mod:`lean_edges`).
+(:mod:`placement`), cells built without bmtk's per-cell ``define_shape`` (``cell_build``) and lean
+synapse instantiation (:mod:`lean_edges`).
 """
 
 from __future__ import annotations
 
+import contextlib
+
+from bmtk_scaling._bmtk_private import lean_cell_loading
 from bmtk_scaling.bionet.lean_edges import LeanEdgesMixin
 from bmtk_scaling.bionet.placement import PartitionedBioNetwork
 
 
 class ScalingBioNetwork(LeanEdgesMixin, PartitionedBioNetwork):
-    """bionet's ``BioNetwork`` with partition-aware cell placement and lean synapse instantiation."""
+    """bionet's ``BioNetwork`` with partition-aware cell placement and lean cell and synapse instantiation."""
+
+    cell_build = "bmtk"
+
+    @classmethod
+    def from_config(cls, conf, **properties):
+        from bmtk_scaling.config.settings import read_settings
+
+        network = super().from_config(conf, **properties)
+        network.cell_build = read_settings(conf).cell_build
+        return network
+
+    def build_nodes(self):
+        with lean_cell_loading() if self.cell_build == "lean" else contextlib.nullcontext():
+            return super().build_nodes()

@@ -207,8 +207,12 @@ class Settings(BaseModel):
         "psolve", description="NEURON's time loop: psolve, or bmtk's stock h.run with a Python call per step",
         json_schema_extra=_cli())
     synapses: Literal["shared", "per_edge", "bmtk"] = Field(
-        "shared", description="synapse instantiation: one point process per cell and synapse type (shared), one "
-        "per edge (per_edge), or bionet's own (bmtk)", json_schema_extra=_cli())
+        "shared", description="synapse instantiation: one point process per segment, synapse model and parameters "
+        "(shared), one per synapse (per_edge), or bionet's own (bmtk)", json_schema_extra=_cli())
+    cell_build: Literal["lean", "bmtk"] = Field(
+        "lean", description="cell building: bmtk's loaders as shipped (bmtk), or the same cells with each swc file "
+        "read once and the axon stub's define_shape made once for all cells, not once per cell (lean)",
+        json_schema_extra=_cli())
     coreneuron: CoreNeuronOptions = Field(default_factory=CoreNeuronOptions)
     exchange: ExchangeOptions = Field(default_factory=ExchangeOptions)
     sites: SitesOptions = Field(default_factory=SitesOptions)
@@ -244,7 +248,7 @@ class Settings(BaseModel):
 
 NESTED = {"coreneuron": CoreNeuronOptions, "exchange": ExchangeOptions, "sites": SitesOptions}
 
-STOCK = Settings(neuron_loop="bmtk", synapses="bmtk")  # bionet as shipped: its placement, edges and h.run
+STOCK = Settings(neuron_loop="bmtk", synapses="bmtk", cell_build="bmtk")  # bionet as shipped: cells, edges, h.run
 
 
 def read_settings(config: Mapping[str, Any], where: str = "the simulation config") -> Settings:
