@@ -326,8 +326,27 @@ def stop(root: Path, remove: bool = False, timeout: float = 60.0) -> list[str]:
     killed += _terminate({n: p for n, p in pids.items() if n == "munged"}, programs)
     record.rename(root / "pids.stopped.json")
     if remove:
-        shutil.rmtree(root, ignore_errors=True)
+        notes += _remove_created(root)
     return notes + [f"{name} needed SIGKILL" for name in killed]
+
+
+# What start() writes under its folder: --remove deletes these and nothing else, so a folder that also holds
+# someone's own files (start-cluster was given an existing folder) keeps them.
+CREATED = ("munge", "state", "run", "log", "spool", "dev", "slurm.conf", "gres.conf", "env.sh", "pids.stopped.json")
+
+
+def _remove_created(root: Path) -> list[str]:
+    for name in CREATED:
+        path = root / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    try:
+        root.rmdir()
+    except OSError:
+        return [f"{root} kept: it holds files start-cluster did not write"]
+    return []
 
 
 def _drain(env: dict[str, str], timeout: float) -> list[str]:
@@ -365,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                    "hands GPUs to ranks)")
     q = sub.add_parser("stop", help="cancel the jobs, then stop the daemons recorded in DIR/pids.json")
     q.add_argument("dir", type=Path)
-    q.add_argument("--remove", action="store_true", help="delete DIR afterwards")
+    q.add_argument("--remove", action="store_true", help="delete what start-cluster wrote in DIR, and DIR once empty")
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
