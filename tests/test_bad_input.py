@@ -174,7 +174,6 @@ def test_overwrite_never_deletes_a_users_folder(tmp_path):
 @pytest.mark.parametrize("key,value,needle", [
     ("run__dt", -0.1, "run.dt must be a positive, finite number"),
     ("run__tstop", -10, "run.tstop must be a positive, finite number"),
-    ("run__dt", 2.0, "smallest synaptic delay is 1 ms, below dt = 2 ms"),
     ("bmtk_scaling__coreneuron__nthread", -3, "bmtk_scaling.coreneuron.nthread"),
     ("bmtk_scaling__synapses", "each", "bmtk_scaling.synapses"),
     ("bmtk_scaling__mystery", 1, "unknown key 'bmtk_scaling.mystery'"),
@@ -182,6 +181,18 @@ def test_overwrite_never_deletes_a_users_folder(tmp_path):
 def test_bad_run_sections(net, tmp_path, key, value, needle):
     _edit(net / "simulation_config.json", **{key: value})
     refused(tmp_path, "run", str(net / "simulation_config.json"), needle=needle)
+
+
+def test_a_delay_below_dt_is_refused_only_between_ranks(net, tmp_path):
+    """Edges of 1 ms at dt = 2 ms: refused on 2 ranks (bionet deals the pairs' cells to both), with advice that can
+    work; on 1 rank nothing crosses and the preflight lets it through, as stock bmtk runs it."""
+    from bmtk_scaling.run.preflight import plan_run
+
+    _edit(net / "simulation_config.json", run__dt=2.0)
+    line = refused(tmp_path, "run", str(net / "simulation_config.json"), "--ranks", "2",
+                   needle="between cells on different ranks have a delay below dt = 2 ms (smallest 1 ms)")
+    assert "lower run.dt below 1 ms" in line and "place the connected cells on one rank" in line
+    assert plan_run(net / "simulation_config.json", 1, check_output=False).dt == 2.0
 
 
 def test_edges_pointing_outside_their_population(net, tmp_path):

@@ -146,8 +146,13 @@ class LeanEdgeBuilder:
         if not hasattr(h, "bmtk_scaling_exp2syn"):
             h(_HOC_CONNECT)
 
-    def target_problems(self, edges: AfferentEdges) -> list[str]:
-        """Why ``edges`` cannot take lean synapses in this mode (empty: they can)."""
+    def target_problems(self, edges: AfferentEdges, onto_morphologies: bool = True) -> list[str]:
+        """Why ``edges`` cannot take lean synapses in this mode (empty: they can).
+
+        An edge-types table without ``model_template`` is fine onto point cells (which need no synapse model);
+        onto cells with sections the synapse model is then elsewhere (per edge), and bionet builds them."""
+        if "model_template" not in edges.types.columns:
+            return ["no model_template column in the edge types table"] if onto_morphologies else []
         if self.mode == "shared" and edges.target_ids.size:
             template = edges.types["model_template"].reindex(np.unique(edges.type_ids))
             bad = sorted({t for t in template.dropna().astype(str) if not is_linear_synapse(t)})
@@ -426,7 +431,8 @@ class LeanEdgesMixin:
         if edges is None:
             reasons = ["not found in the configured edge files"]
         else:
-            reasons = [*edges.unsupported, *builder.target_problems(edges)]
+            onto_morphologies = any(is_morphological(c) for c in cells.values())
+            reasons = [*edges.unsupported, *builder.target_problems(edges, onto_morphologies)]
             if edge_pop.mixed_connections:
                 reasons.append("virtual and recurrent sources in one population")
         if pc.allreduce(1.0 if reasons else 0.0, 2) > 0:

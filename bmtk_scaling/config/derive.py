@@ -12,6 +12,7 @@ import copy
 import inspect
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,9 @@ derive_config.__signature__ = inspect.Signature(  # every setting by name, for h
 derive_config.__doc__ += "\n    Settings:\n\n" + "".join(f"    - ``{o.name}``: {o.doc}\n" for o in options())
 
 
+_CONFIGDIR = re.compile(r"\$\{configdir\}|\$configdir(?![A-Za-z0-9_])")
+
+
 def rebase_manifest(config: dict[str, Any], source_dir: Path, dest_dir: Path) -> dict[str, Any]:
     """``config`` as it must read when written to ``dest_dir`` instead of ``source_dir``: same files named.
 
@@ -88,8 +92,12 @@ def rebase_manifest(config: dict[str, Any], source_dir: Path, dest_dir: Path) ->
     if source_dir == dest_dir:
         return config
 
+    here = os.path.relpath(source_dir, dest_dir)
+
     def moved(value: str) -> str:
-        if "$" in value or Path(value).is_absolute() or not value:
+        if "$" in value:  # bmtk's ${configdir} is the folder of the config that says it: keep naming the old one
+            return _CONFIGDIR.sub(lambda _: here, value)
+        if Path(value).is_absolute() or not value:
             return value
         return os.path.relpath(source_dir / value, dest_dir)
 
@@ -99,6 +107,8 @@ def rebase_manifest(config: dict[str, Any], source_dir: Path, dest_dir: Path) ->
         if isinstance(node, list):
             return [walk(v, key, section) for v in node]
         if isinstance(node, str) and is_path_key(key) and (section != "output" or key == "output_dir"):
+            return moved(node)
+        if isinstance(node, str) and "$" in node:
             return moved(node)
         return node
 

@@ -168,13 +168,32 @@ def _unfinished_ranks(status_dir: Path, ranks: int) -> str:
 
 
 def _failure_message(config: Path, ranks: int, code: int, out: str, err: str, status_dir: Path) -> str:
-    causes = _causes_by_rank(out + "\n" + err)
+    """Each failed rank's cause on a line of its own; where a rank hit a bug rather than a refusal, its traceback."""
+    reported = _rank_errors(status_dir, ranks)
+    causes = {**_causes_by_rank(out + "\n" + err), **{r: e["error"] for r, e in reported.items()}}
     if causes:
-        named = "; ".join(f"rank {r}: {c}" for r, c in sorted(causes.items()))
-        return f"{config.name} on {ranks} rank(s) failed (exit {code}): {named}"
+        named = "".join(f"\n  rank {r}: {c}" for r, c in sorted(causes.items()))
+        message = f"{config.name} on {ranks} rank(s) failed (exit {code}):{named}"
+        bugs = [r for r, e in sorted(reported.items()) if not e.get("bad_input")]
+        if bugs:
+            message += (f"\ntraceback of rank {bugs[0]}:\n{reported[bugs[0]]['traceback'].rstrip()}\nthis is an error "
+                        "in bmtk-scaling or bmtk, not a refusal of your input: please report it with this traceback")
+        return message
     phases = _rank_phases(status_dir, ranks)
     dead = ", ".join(f"rank {k} ({p})" for k, p in phases.items() if p != "done") or "unknown rank"
     return f"{config.name} on {ranks} rank(s) failed (exit {code}); unfinished: {dead}\n{_tail(out + err)}"
+
+
+def _rank_errors(status_dir: Path, ranks: int) -> dict[int, dict]:
+    """What each failed rank wrote to ``rank<k>.error`` (its cause, whether it was a refusal, its traceback)."""
+    found = {}
+    for k in range(ranks):
+        path = status_dir / f"rank{k}.error"
+        try:
+            found[k] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def _causes_by_rank(text: str) -> dict[int, str]:

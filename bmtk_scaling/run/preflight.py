@@ -3,10 +3,11 @@
 :func:`plan_run` reads a simulation config and checks, in order: it parses and names a network; the
 plugin's settings (the schema); the ``run`` section (finite, positive ``dt`` and ``tstop``); the
 network's files open and their edges point inside their populations, with finite delays and weights
-and no delay below ``dt``; the partition map fits the network and the rank count and leaves no rank
-empty; the mechanisms are compiled from their current mod files (recompiled where the plugin
-installed them), CoreNEURON's library too when the engine is CoreNEURON; GPU support for the GPU
-engine; and the output folder is one that may be written (:func:`check_output_location`).
+and no delay below ``dt`` on an edge between cells on different ranks; the partition map fits the
+network and the rank count and leaves no rank empty; the mechanisms are compiled from their current
+mod files (recompiled where the plugin installed them), CoreNEURON's library too when the engine is
+CoreNEURON; GPU support for the GPU engine; and the output folder is one that may be written
+(:func:`check_output_location`).
 """
 
 from __future__ import annotations
@@ -51,12 +52,9 @@ def plan_run(config: str | Path, ranks: int, check_output: bool = True) -> RunPl
     tstop, dt = _run_section(sim)
     files = network_files(sim.path)
     summary = check_network(files)
+    pmap = _check_partition(sim, settings, files, ranks) if settings.partition is not None else None
     if summary.min_delay is not None and summary.min_delay < dt:
-        raise ConfigError(f"the network's smallest synaptic delay is {summary.min_delay:g} ms, below dt = {dt:g} ms: "
-                          "NEURON cannot exchange spikes between ranks in less than one step; make every delay "
-                          ">= dt (or lower run.dt)")
-    if settings.partition is not None:
-        _check_partition(sim, settings, files, ranks)
+        _check_crossing_delays(files, pmap, ranks, dt)
     mech_dir, notes = _mechanisms(sim, files, settings)
     if settings.engine.gpu:
         from bmtk_scaling.environment import require_gpu_support
@@ -119,11 +117,55 @@ def _run_section(sim: LoadedConfig) -> tuple[float, float]:
     return values["tstop"], values["dt"]
 
 
-def _check_partition(sim: LoadedConfig, settings: Settings, files, ranks: int) -> None:
+def _check_partition(sim: LoadedConfig, settings: Settings, files, ranks: int):
     from bmtk_scaling.partition.map_file import load_checked_map
     from bmtk_scaling.sonata.graph import read_nodes
 
-    load_checked_map(sim.resolve(settings.partition), files, read_nodes(files), n_ranks=ranks)
+    return load_checked_map(sim.resolve(settings.partition), files, read_nodes(files), n_ranks=ranks)
+
+
+def _check_crossing_delays(files, pmap, ranks: int, dt: float) -> None:
+    """Refuse delays below ``dt`` only where NEURON needs them: on edges between cells on different ranks.
+
+    NEURON exchanges spikes between ranks once per smallest delay of such edges, so one below ``dt``
+    cannot run; spike inputs (virtual sources) and edges between cells of one rank are delivered
+    locally, and stock bmtk runs them at any delay.
+    """
+    import numpy as np
+
+    from bmtk_scaling.sonata.graph import NO_VERTEX, read_graph
+
+    if ranks == 1:
+        return
+    graph = read_graph(files)
+    if pmap is not None:  # the map's ranks, vertex by vertex (populations and rows in graph order)
+        rank = np.concatenate([_map_ranks(pmap, pop) for pop in graph.populations if pop.n_cells])
+    else:  # bionet's own placement: row r of every population on rank r % ranks
+        rank = np.concatenate([pop.cell_rows % ranks for pop in graph.populations if pop.n_cells])
+    recurrent = graph.source != NO_VERTEX
+    crossing = recurrent.copy()
+    crossing[recurrent] = rank[graph.source[recurrent]] != rank[graph.target[recurrent]]
+    short = crossing & (graph.delay < dt)
+    if not short.any():
+        return
+    lowest = float(graph.delay[short].min())
+    fixes = "make those delays >= dt"
+    if lowest > 0:
+        fixes += ", lower run.dt below " + f"{lowest:g} ms"
+    raise ConfigError(
+        f"{int(short.sum())} edge(s) between cells on different ranks have a delay below dt = {dt:g} ms (smallest "
+        f"{lowest:g} ms): NEURON exchanges spikes between ranks once per smallest such delay, and cannot in less "
+        f"than one step. Fix: {fixes}, place the connected cells on one rank (a partition map, "
+        "\"bmtk_scaling\": {\"partition\": ...}), or run on 1 rank")
+
+
+def _map_ranks(pmap, pop):
+    """The map's rank of each cell of ``pop``, in row order."""
+    import numpy as np
+
+    ids, ranks = pmap.assignment[pop.name]
+    by_id = dict(zip(np.asarray(ids).tolist(), np.asarray(ranks).tolist(), strict=True))
+    return np.array([by_id[int(n)] for n in pop.node_ids[pop.cell_rows]], dtype=np.int64)
 
 
 def _mechanisms(sim: LoadedConfig, files, settings: Settings) -> tuple[Path | None, list[str]]:

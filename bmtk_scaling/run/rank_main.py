@@ -27,6 +27,8 @@ from bmtk_scaling.atomic import write_text_atomic
 from bmtk_scaling.environment import configure_neuron_environment, finalize_mpi
 
 FAILURE_TAG = "bmtk-scaling rank"
+# what a rank refuses on purpose (a config it cannot run): its message is the whole story; anything else is a bug
+BAD_INPUT = (ValueError, NotImplementedError)
 
 
 class _RankStatus:
@@ -163,6 +165,24 @@ def _stage_outputs(config: Path, nhost: int, stack: contextlib.ExitStack):
     return staging, plan
 
 
+def report_failure(rank: int, err: BaseException, status_dir: Path | None) -> None:
+    """Tell the runner why this rank failed: the tagged line and the traceback in one write to stderr (ranks
+    writing at once never share a line), and ``rank<k>.error`` (JSON) in ``status_dir`` for the runner to read."""
+    tb = "".join(traceback.format_exception(err))
+    text = f"{FAILURE_TAG} {rank}: {type(err).__name__}: {err}\n{tb}"
+    data = text.encode(errors="replace")
+    while data:
+        try:
+            data = data[os.write(2, data):]
+        except OSError:
+            break
+    if status_dir:
+        bad_input = isinstance(err, BAD_INPUT)
+        write_text_atomic(Path(status_dir) / f"rank{rank}.error", json.dumps(
+            {"error": f"{type(err).__name__}: {err}", "bad_input": bad_input, "traceback": tb}) + "\n")
+        _RankStatus(status_dir, rank).set(f"failed: {type(err).__name__}: {err}")
+
+
 def _current_rss_mib() -> float:
     """Resident memory now (Linux), to separate the model's memory from the interpreter's."""
     try:
@@ -189,11 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                    output_dir=args.output_dir, mechanisms_dir=args.mechanisms_dir)
     except Exception as err:  # one line the runner can attribute to this rank, then the traceback
         rank = os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))
-        print(f"{FAILURE_TAG} {rank}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
-        traceback.print_exc()
-        sys.stderr.flush()
-        if args.status_dir:
-            _RankStatus(args.status_dir, int(rank)).set(f"failed: {type(err).__name__}: {err}")
+        report_failure(int(rank), err, args.status_dir)
         os._exit(1)  # exit now: other ranks may be blocked in a collective; mpiexec stops them
     finalize_mpi()  # else mpiexec may kill ranks that are still exiting (see mpi_env.finalize_mpi)
     return 0

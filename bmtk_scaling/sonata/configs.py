@@ -107,7 +107,10 @@ def network_files(config: str | Path) -> NetworkFiles:
 
 
 def _manifest(manifest: dict[str, Any], path: Path) -> dict[str, str]:
-    raw = {k.lstrip("$").strip("{}"): str(v) for k, v in manifest.items()}
+    """The manifest's variables, resolved; with bmtk's built-in ones (``${configdir}``: the config's folder,
+    ``${configfname}``: the config file, ``${workingdir}``: the current folder), which a manifest may redefine."""
+    raw = {"configdir": str(path.parent), "configfname": str(path), "workingdir": os.getcwd()}
+    raw.update({k.lstrip("$").strip("{}"): str(v) for k, v in manifest.items()})
     raw.setdefault("BASE_DIR", ".")
     out: dict[str, str] = {}
     for name in raw:
