@@ -41,6 +41,8 @@ def _configure(config: Path, out: Path, overwrite: bool, **changes) -> None:
     click.echo(f"wrote {written} (engine {settings.engine.label}, synapses {settings.synapses}"
                + (f", partition {settings.partition}" if settings.partition else "") + ")")
     click.echo(f"run it: bmtk-scaling run {written} --ranks R")
+    click.echo("or with your own run_bionet.py (mpiexec -n R nrniv -mpi -python run_bionet.py CONFIG, or srun): "
+               "replace its line 'from bmtk.simulator import bionet' by 'from bmtk_scaling.run import bionet'")
 
 
 command = click.Command(

@@ -74,11 +74,12 @@ def check_timeout(timeout: float) -> float:
     return float(timeout)
 
 
-def check_output_location(sim: LoadedConfig, out: Path) -> None:
+def check_output_location(sim: LoadedConfig, out: Path, earlier_outputs_ok: bool = False) -> None:
     """Refuse an output folder that bmtk's clearing of it (or our replacing it) could cost the user anything.
 
     Refused: the config's own folder, a folder that holds (or is) any input of the run, a folder
-    inside an input folder (components), and an existing folder with files this tool did not write.
+    inside an input folder (components), and an existing folder with files this tool did not write
+    (unless ``earlier_outputs_ok``: the user's own run script, which bmtk lets empty it as in stock bmtk).
     """
     out = Path(out).absolute()
     where = f"output.output_dir {out} (of {sim.path.name})"
@@ -97,7 +98,7 @@ def check_output_location(sim: LoadedConfig, out: Path) -> None:
     if out.exists():
         if not out.is_dir():
             raise ConfigError(f"{where} exists and is a file, not a folder: choose another output_dir")
-        if any(out.iterdir()) and not written_by_us(out):
+        if not earlier_outputs_ok and any(out.iterdir()) and not written_by_us(out):
             raise ConfigError(f"{where} holds files bmtk-scaling did not write (no {MARKER} marker), so a run never "
                               "replaces it: choose another output_dir, or empty that folder yourself")
 
