@@ -13,10 +13,12 @@ from bmtk_scaling.environment import configure_neuron_environment, mpiexec_path
 PROBE = Path(__file__).with_name("mpi_probe.py")
 
 
-def mpirun(n: int, args: list[str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    """``mpiexec -n n python ARGS`` in ``cwd``; the whole process group is killed if it outlives ``timeout``."""
+def mpirun(n: int, args: list[str], cwd: Path, timeout: float = 180,
+           program: list[str] | None = None) -> subprocess.CompletedProcess:
+    """``mpiexec -n n python ARGS`` (or ``PROGRAM ARGS``) in ``cwd``; the whole process group is killed if it outlives
+    ``timeout``. The environment has ``MPI_LIB_NRN_PATH``, which ``nrniv -mpi`` needs before Python starts."""
     env = configure_neuron_environment(dict(os.environ))
-    cmd = [str(mpiexec_path()), "-n", str(n), sys.executable, *args]
+    cmd = [str(mpiexec_path()), "-n", str(n), *(program or [sys.executable]), *args]
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:

@@ -9,9 +9,7 @@ every rank, and the spikes are stock bmtk's. bmtk's own script of bio_14cells is
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bmtk_scaling.environment import configure_neuron_environment, mpiexec_path
 from bmtk_scaling.sonata.spikes import read_spikes
 from tests.fixtures.multicompartment import build_fixture
 from tests.helpers import cli
+from tests.mpi_helpers import mpirun
 
 pytestmark = [pytest.mark.slow, pytest.mark.mpi]
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "realnets" / "bmtk"
@@ -49,18 +47,8 @@ if __name__ == "__main__":
 
 def nrniv_mpi(ranks: int, script: str, config: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     """``mpiexec -n R nrniv -mpi -python SCRIPT CONFIG``, as a bmtk user runs it; killed whole if it hangs."""
-    env = configure_neuron_environment(dict(os.environ))  # MPI_LIB_NRN_PATH: nrniv -mpi loads MPI before Python
-    nrniv = Path(sys.executable).parent / "nrniv"
-    cmd = [str(mpiexec_path()), "-n", str(ranks), str(nrniv), "-mpi", "-python", script, config]
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise AssertionError(f"{cmd} did not finish within {timeout} s: a rank was left waiting") from None
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    return mpirun(ranks, [script, config], cwd, timeout, program=[str(Path(sys.executable).parent / "nrniv"), "-mpi",
+                                                                  "-python"])
 
 
 def stock_spikes(config: Path, name: str) -> np.ndarray:
