@@ -96,6 +96,23 @@ def rows_built_here(network: Any, rows: Mapping[str, Sequence[int]]) -> Iterator
 
 
 @contextlib.contextmanager
+def counting_cell_builds(network: Any, on_cell: Callable[[], None]) -> Iterator[None]:
+    """While active, ``on_cell()`` is called after each cell bionet's ``build_nodes`` builds (its ``_build_cell``)."""
+    original = network._build_cell
+
+    def build(*args, **kwargs):
+        cell = original(*args, **kwargs)
+        on_cell()
+        return cell
+
+    network._build_cell = build
+    try:
+        yield
+    finally:
+        del network._build_cell  # the class's method again
+
+
+@contextlib.contextmanager
 def only_edge_populations(network: Any, names: set[str]) -> Iterator[None]:
     """While active, bionet's ``build_recurrent_edges`` builds only the edge populations named."""
     pops = network._edge_populations

@@ -37,8 +37,11 @@ seen["nodes_at_rows"] = [int(n.node_id) for n in bp.nodes_at_rows(pop, [1, 4, 5]
 
 # rows_built_here + local_cells: bionet's build_nodes (called by BioSimulator.from_config, which also builds the
 # edges and the modules) builds exactly the given rows
-with bp.rows_built_here(net, {"pairs": [0, 2, 3]}):
+built = []
+with bp.rows_built_here(net, {"pairs": [0, 2, 3]}), bp.counting_cell_builds(net, lambda: built.append(1)):
     sim = bionet.BioSimulator.from_config(conf, network=net)
+seen["cells_counted"] = len(built)
+seen["build_cell_restored"] = "_build_cell" not in vars(net)
 seen["populations_restored"] = all(type(p).__name__ != "_PlacedNodes" for p in net.node_populations)
 seen["local_cells"] = {name: sorted(int(i) for i in cells) for name, cells in bp.local_cells(net).items()}
 seen["local_gids"] = sorted(int(g) for g in net.get_local_cells())

@@ -60,6 +60,10 @@ def test_rows_built_here(seen):
     assert seen["populations_restored"]
 
 
+def test_counting_cell_builds(seen):
+    assert seen["cells_counted"] == 3 and seen["build_cell_restored"]
+
+
 def test_local_cells(seen):
     assert seen["local_gids"] == [0, 2, 3]  # pairs come first: gid = node id
     assert seen["local_cells"]["inputs"] == []  # virtual: never built as cells

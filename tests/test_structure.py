@@ -13,7 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
-    {"bmtk_scaling.errors", "bmtk_scaling.environment", "bmtk_scaling.atomic", "bmtk_scaling._bmtk_private"},
+    {"bmtk_scaling.errors", "bmtk_scaling.environment", "bmtk_scaling.atomic", "bmtk_scaling._bmtk_private",
+     "bmtk_scaling.progress"},
     {"bmtk_scaling.sonata", "bmtk_scaling.mechanisms", "bmtk_scaling.sites"},
     {"network_builders"},
     {"bmtk_scaling.partition"},

@@ -57,6 +57,7 @@ from bmtk_scaling._bmtk_private import (
     segment_sections,
 )
 from bmtk_scaling.bionet.edge_arrays import AfferentEdges, read_afferent_edges
+from bmtk_scaling.progress import report
 
 # Synapse models whose conductance is a sum of independent responses to each event (linear state
 # equations with constant coefficients, NET_RECEIVE adding the weight): one instance can take many NetCons.
@@ -456,10 +457,10 @@ class LeanEdgesMixin:
     def build_recurrent_edges(self, **kwargs):
         if self.synapse_mode == "bmtk":
             return super().build_recurrent_edges(**kwargs)
-        for edge_pop in edge_populations(self):  # bionet's population order: each cell's stream is drawn alike
-            if edge_pop.virtual_connections:
-                continue
+        recurrent = [p for p in edge_populations(self) if not p.virtual_connections]
+        for i, edge_pop in enumerate(recurrent):  # bionet's population order: each cell's stream is drawn alike
             self._build_population(edge_pop, lambda: super(LeanEdgesMixin, self).build_recurrent_edges(**kwargs))
+            report("build edges", i + 1, len(recurrent), "edge populations", edge_pop.name, int(pc.id()))
         self.io.barrier()
 
     def add_spike_trains(self, spike_trains, node_set, spikes_generator=None, sim=None):

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import contextlib
 
-from bmtk_scaling._bmtk_private import lean_cell_loading
+from neuron import h
+
+from bmtk_scaling._bmtk_private import counting_cell_builds, lean_cell_loading
 from bmtk_scaling.bionet.lean_edges import LeanEdgesMixin
 from bmtk_scaling.bionet.placement import PartitionedBioNetwork
+from bmtk_scaling.progress import report
+
+pc = h.ParallelContext()
 
 
 class ScalingBioNetwork(LeanEdgesMixin, PartitionedBioNetwork):
@@ -29,5 +34,23 @@ class ScalingBioNetwork(LeanEdgesMixin, PartitionedBioNetwork):
         return network
 
     def build_nodes(self):
-        with lean_cell_loading() if self.cell_build == "lean" else contextlib.nullcontext():
-            return super().build_nodes()
+        rank, total, built = int(pc.id()), self._cells_to_build(), [0]
+
+        def tick() -> None:
+            built[0] += 1
+            report("build cells", built[0], max(total, built[0]), "cells", rank=rank)
+
+        with lean_cell_loading() if self.cell_build == "lean" else contextlib.nullcontext(), \
+                counting_cell_builds(self, tick):
+            result = super().build_nodes()
+        if built[0] != total:  # a population mixing virtual and real nodes: the count was an upper bound
+            report("build cells", built[0], built[0], "cells", rank=rank)
+        return result
+
+    def _cells_to_build(self) -> int:
+        """How many cells this rank builds (the map's rows, or bionet's round robin; mixed populations count whole)."""
+        if self.partition is not None:
+            return sum(len(rows) for rows in self._local_rows.values())
+        rank, size = int(pc.id()), int(pc.nhost())
+        return sum(len(range(rank, pop.n_nodes(), size)) for pop in self.node_populations
+                   if not pop.virtual_nodes_only)

@@ -25,6 +25,7 @@ from bmtk_scaling.bionet.coreneuron_files import run_file_mode
 from bmtk_scaling.bionet.reports import RECORDABLE, RecordedReport
 from bmtk_scaling.config.settings import Settings, read_settings
 from bmtk_scaling.mechanisms import export_coreneuron_library
+from bmtk_scaling.progress import report, simulate_detail
 from bmtk_scaling.sites import shim_counters
 from bmtk_scaling.sonata.spikes import fix_spike_file
 
@@ -88,7 +89,9 @@ class ScalingBioSimulator(BioSimulator):
         self.timings["initialize"] = t1 - t0
         io.log_info(f"Running {self.settings.engine.label} (psolve) for {self.tstop:.3f} ms, dt {self.dt:.3f} ms")
         before = shim_counters()
-        pc.psolve(self.tstop)
+        # CoreNEURON takes the model over from NEURON on every psolve call (bench/progress.py measures it): one
+        # call, and CoreNEURON's own progress bar (rank 0's stdout), which the runner relays
+        self._psolve(self.tstop, 0.0 if self.settings.engine.is_coreneuron else self.settings.progress_interval_s)
         self._count_sites(before)
         pc.barrier()
         t2 = time.perf_counter()
@@ -99,6 +102,35 @@ class ScalingBioSimulator(BioSimulator):
             elif isinstance(mod, RecordedReport):
                 mod.collect(self)
         self._finish(t1, t2)
+
+    def _psolve(self, tstop: float, interval_s: float) -> int:
+        """``pc.psolve(tstop)``, in pieces of about ``interval_s`` of wall time with a progress update after each.
+
+        The pieces end on whole steps, and every rank ends each at the same time (rank 0's measure decides, as
+        psolve is collective), so the simulation is the one a single call makes: the same steps, the same spike
+        exchanges. Each call has a fixed cost (CoreNEURON takes the model over from NEURON on each), so the first
+        two pieces (1 % and 2 % of ``tstop``) measure it: wall = fixed + per_step * steps; later pieces are long
+        enough that the fixed cost stays under 1 % of their time, and at least 1 % of ``tstop``.
+        Returns the number of psolve calls made.
+        """
+        if interval_s <= 0:
+            pc.psolve(tstop)
+            return 1
+        rank, steps, wall0 = int(pc.id()), int(round(tstop / self.dt)), time.perf_counter()
+        least = max(1, steps // 100)
+        chunk = least
+        done, calls, measured = int(round(h.t / self.dt)), 0, []
+        while done < steps:
+            target = min(steps, done + chunk)
+            started = time.perf_counter()
+            pc.psolve(target * self.dt if target < steps else tstop)
+            measured.append((target - done, time.perf_counter() - started))
+            calls, done = calls + 1, target
+            wall = time.perf_counter() - wall0
+            t = done * self.dt
+            report("simulate", round(min(t, tstop), 3), tstop, "ms", simulate_detail(t, tstop, wall), rank)
+            chunk = int(pc.py_broadcast(_next_piece(measured, interval_s, least), 0))
+        return calls
 
     def _finish(self, t_start: float, t_end: float) -> None:
         """Let every module write its output, mend the spike file, record the time it took."""
@@ -208,3 +240,15 @@ class ScalingBioSimulator(BioSimulator):
         if self.sites_counts is not None:
             load["sites"] = self.sites_counts
         return load
+
+
+def _next_piece(measured: list[tuple[int, float]], interval_s: float, least: int) -> int:
+    """Steps of the next psolve piece, from the (steps, seconds) of those so far (see ``_psolve``)."""
+    if len(measured) < 2:
+        return 2 * least  # a second, longer piece: two sizes measure the fixed cost of a call
+    (s1, w1), (s2, w2) = measured[0], measured[1]
+    per_step = (w2 - w1) / (s2 - s1) if s2 != s1 else 0.0
+    if per_step <= 0:  # the fixed cost hides the pace: pieces twice as long each time until it shows
+        return 2 * measured[-1][0]
+    fixed = max(0.0, w1 - per_step * s1)
+    return max(least, int(interval_s / per_step), int(99 * fixed / per_step))

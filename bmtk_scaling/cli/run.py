@@ -30,7 +30,7 @@ def command(config: Path, ranks: int, timeout: float, launcher: str, site_map: s
     sites = None
     if site_map is not None or latency_ms is not None or bandwidth_mbit_s is not None:
         sites = validate_sites(site_map, latency_ms or 0.0, bandwidth_mbit_s, where="--sites/--latency-ms")
-    result = run_config(config, ranks, timeout=timeout, launcher=launcher, sites=sites)
+    result = run_config(config, ranks, timeout=timeout, launcher=launcher, sites=sites, show_progress=True)
     for note in result.notes:
         click.echo(f"  note: {note}")
     for key, val in result.summary.items():

@@ -213,6 +213,10 @@ class Settings(BaseModel):
         "lean", description="cell building: bmtk's loaders as shipped (bmtk), or the same cells with each swc file "
         "read once and the axon stub's define_shape made once for all cells, not once per cell (lean)",
         json_schema_extra=_cli())
+    progress_interval_s: float = Field(
+        10.0, ge=0.0, description="seconds of wall time between progress updates while simulating: psolve runs "
+        "in pieces of about this length, spikes unchanged (0: one psolve call, no progress)",
+        json_schema_extra=_cli("progress-interval"))
     coreneuron: CoreNeuronOptions = Field(default_factory=CoreNeuronOptions)
     exchange: ExchangeOptions = Field(default_factory=ExchangeOptions)
     sites: SitesOptions = Field(default_factory=SitesOptions)

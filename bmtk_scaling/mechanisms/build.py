@@ -170,13 +170,13 @@ def compile_mechanisms(source: Path | Sequence[Path], coreneuron: bool = True) -
             env["PATH"] = f"{nrnivmodl.parent}{os.pathsep}{env.get('PATH', '')}"
             started = time.perf_counter()
             cmd = [str(nrnivmodl), *(["-coreneuron"] if coreneuron else []), "modfiles"]
-            proc = subprocess.run(cmd, cwd=staging, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True, check=False)
+            log.info("compiling %d mod files with %s (about a minute on a fresh cache; cached after)", len(mods),
+                     " ".join(["nrnivmodl", *cmd[1:-1]]))
+            proc = _compile(cmd, staging, env, len(mods) * (2 if coreneuron else 1))
             mended: list[str] = []
             while proc.returncode != 0 and (fixed := _mend_generated_sources(staging, proc.stdout, mended)):
                 mended += fixed  # make keeps the mended, newer sources and compiles them
-                proc = subprocess.run(cmd, cwd=staging, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True, check=False)
+                proc = _compile(cmd, staging, env, len(mods) * (2 if coreneuron else 1))
             if mended:
                 (staging / "mended.json").write_text(json.dumps(sorted(set(mended))) + "\n")
             if proc.returncode != 0 or not _is_complete(staging, coreneuron):
@@ -197,6 +197,22 @@ def compile_mechanisms(source: Path | Sequence[Path], coreneuron: bool = True) -
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _compile(cmd: list[str], cwd: Path, env: dict, steps: int) -> subprocess.CompletedProcess:
+    """Run nrnivmodl, showing progress as it translates each mod file (once for NEURON, once for CoreNEURON)."""
+    from bmtk_scaling.progress import report
+
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines, done = [], 0
+    for line in proc.stdout:
+        lines.append(line)
+        if _TRANSLATING.search(line):
+            done = min(steps, done + 1)
+            report("compile mechanisms", done, steps + 1, "translations")  # the last step: compiling and linking
+    proc.wait()
+    report("compile mechanisms", steps + 1, steps + 1, "translations")
+    return subprocess.CompletedProcess(cmd, proc.returncode, "".join(lines))
 
 
 def mended_sources(build_dir: Path) -> list[str]:
@@ -236,6 +252,7 @@ def _mend_generated_sources(staging: Path, output: str, done: list[str]) -> list
     return fixed
 
 
+_TRANSLATING = re.compile(r"NMODL\S*\s+\S+\.mod|^Translating \S+\.mod")  # CoreNEURON's nmodl, NEURON's nocmodl
 # Compiler output naming a mod file: generated C/C++ sources and objects carry its stem.
 _FAILED_MOD = re.compile(r"x86_64/(?:corenrn/(?:mod2c|build)/)?(\w+)\.(?:cpp|c|o)\b[^\n]*(?:error|Error)")
 

@@ -17,9 +17,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+from bmtk_scaling import progress
 from bmtk_scaling.atomic import begin_staging, exclusive_lock
 from bmtk_scaling.environment import configure_neuron_environment, mpiexec_path
 from bmtk_scaling.errors import BmtkScalingError, RunFailed
@@ -31,6 +33,7 @@ from bmtk_scaling.sonata.configs import load_config
 from bmtk_scaling.sonata.spikes import read_spikes
 
 LAUNCHERS = ("mpiexec", "srun")
+_CORENEURON_BAR = re.compile(r"^psolve \|[= ]*\| t: ([\d.]+)\s+ETA")  # CoreNEURON's own progress bar, one redraw
 
 
 def launch_command(launcher: str, ranks: int) -> list[str]:
@@ -50,9 +53,10 @@ def launch_command(launcher: str, ranks: int) -> list[str]:
 
 
 def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = True,
-               launcher: str = "mpiexec", sites: SiteModel | None = None) -> RunResult:
+               launcher: str = "mpiexec", sites: SiteModel | None = None, show_progress: bool = False) -> RunResult:
     """Run ``config`` on ``ranks`` MPI processes and return its measurements; raise RunFailed otherwise.
 
+    ``show_progress``: render rank 0's progress (building, simulating) on stderr while the ranks work.
     ``sites`` (else the config's ``bmtk_scaling.sites``) places the ranks on emulated sites: the latency
     shim is preloaded into every rank and its counts come back in the result.
     Everything :func:`~bmtk_scaling.run.preflight.plan_run` checks is refused before any rank starts.
@@ -76,7 +80,7 @@ def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = 
         try:
             rank_prefix = [] if sites is None else rank_environment(sites, library, scratch)
             data, wall = _launch(prefix, rank_prefix, config, ranks, timeout, quiet, staging.folder, scratch,
-                                 plan.mechanisms_dir)
+                                 plan.mechanisms_dir, show_progress, plan.tstop)
             if sites is not None:
                 site_counts = read_rank_counts(scratch, ranks)
             shutil.rmtree(scratch)
@@ -108,7 +112,8 @@ def _predicted_imbalance(plan) -> float | None:
 
 
 def _launch(prefix: list[str], rank_prefix: list[str], config: Path, ranks: int, timeout: float, quiet: bool,
-            out_dir: Path, scratch: Path, mechanisms_dir: Path | None) -> tuple[dict, float]:
+            out_dir: Path, scratch: Path, mechanisms_dir: Path | None, show_progress: bool = False,
+            tstop: float = 0.0) -> tuple[dict, float]:
     """Start the ranks, wait for them (or stop them), and return rank 0's metrics and the wall time."""
     metrics = scratch / "metrics.json"
     cmd = [*prefix, *rank_prefix, sys.executable, "-m", "bmtk_scaling.run.rank_main", str(config),
@@ -117,11 +122,12 @@ def _launch(prefix: list[str], rank_prefix: list[str], config: Path, ranks: int,
            *(["--mechanisms-dir", str(mechanisms_dir)] if mechanisms_dir else [])]
     env = configure_neuron_environment(dict(os.environ))
     env["PYTHONUNBUFFERED"] = "1"
+    env[progress.RELAY_ENV] = "relay"  # rank 0's progress comes back as tagged lines, rendered here (or dropped)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=config.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:
-        out, err = proc.communicate(timeout=timeout)
+        out, err = _communicate(proc, timeout, show_progress, tstop)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         raise RunFailed(f"{config.name} on {ranks} rank(s) did not finish within {timeout:g} s and was stopped; "
@@ -137,6 +143,40 @@ def _launch(prefix: list[str], rank_prefix: list[str], config: Path, ranks: int,
     if not metrics.is_file():
         raise RunFailed(f"{config.name}: mpiexec exited 0 but rank 0 wrote no metrics; output:\n" + _tail(out + err))
     return json.loads(metrics.read_text()), wall
+
+
+def _communicate(proc: subprocess.Popen, timeout: float, show_progress: bool, tstop: float) -> tuple[str, str]:
+    """``proc.communicate(timeout)``, reading stdout as it comes: rank 0's progress lines (the plugin's, and
+    CoreNEURON's own progress bar, one line per redraw in text mode) are rendered at once (``show_progress``) and
+    kept out of the output; subprocess.TimeoutExpired as communicate raises it."""
+    out: list[str] = []
+    err: list[str] = []
+    first_bar: list[float] = []
+
+    def read_out() -> None:
+        for line in proc.stdout:
+            update = progress.relayed(line)
+            bar = _CORENEURON_BAR.search(line) if update is None else None
+            if bar is not None:
+                t, now = min(float(bar.group(1)), tstop), time.perf_counter()
+                first_bar.append(now)
+                update = {"phase": "simulate", "done": t, "total": tstop, "unit": "ms",
+                          "detail": progress.simulate_detail(t, tstop, now - first_bar[0])}
+            if update is None:
+                out.append(line)
+            elif show_progress:
+                progress.render(**update)
+
+    def read_err() -> None:
+        err.append(proc.stderr.read())
+
+    readers = [threading.Thread(target=f, daemon=True) for f in (read_out, read_err)]
+    for reader in readers:
+        reader.start()
+    proc.wait(timeout=timeout)
+    for reader in readers:
+        reader.join()
+    return "".join(out), "".join(err)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -23,6 +23,7 @@ import time
 import traceback
 from pathlib import Path
 
+from bmtk_scaling import progress
 from bmtk_scaling.atomic import write_text_atomic
 from bmtk_scaling.environment import configure_neuron_environment, finalize_mpi
 
@@ -59,6 +60,8 @@ def _run(config: Path, metrics: Path | None, expect_ranks: int | None, status_di
          output_dir: Path | None, mechanisms_dir: Path | None, stack: contextlib.ExitStack) -> None:
     t_start = time.perf_counter()
     configure_neuron_environment()
+    if os.environ.get(progress.RELAY_ENV) == "relay":
+        progress.unbuffer_c_stdout()  # CoreNEURON's progress bar reaches the runner as it is drawn
     # SONATA resolves relative paths against the config's folder, bmtk against the working directory.
     config = Path(config).absolute()
     metrics = Path(metrics).absolute() if metrics else None
