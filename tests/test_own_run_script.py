@@ -87,8 +87,9 @@ def test_own_script_honours_partition_and_engine(fixture_net):
     (fixture_net / "output" / "spikes.h5").write_bytes(b"an earlier stock run")  # as users have: may be replaced
     proc = nrniv_mpi(2, "run_bionet.py", "core.json", fixture_net)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    log = (fixture_net / "output" / "log.txt").read_text()
-    assert "Running CoreNEURON (psolve)" in log and "mpi (2 cores)" in log
+    assert "numprocs=2" in proc.stdout  # NEURON's own word that it runs on 2 ranks
+    # (bmtk's log: its ranks may race over it while bmtk empties the output folder, so only the engine line)
+    assert "Running CoreNEURON (psolve)" in (fixture_net / "output" / "log.txt").read_text(errors="replace")
     assert np.array_equal(_spikes(fixture_net / "output" / "spikes.h5"), stock)
 
 

@@ -114,10 +114,5 @@ def _fail_fast(kind, value, tb) -> None:
     os._exit(1)
 
 
-def _finish() -> None:
-    if sys.exc_info()[0] is None:
-        finalize_mpi()  # every rank leaves together (see environment.finalize_mpi)
-
-
 sys.excepthook = _fail_fast
-atexit.register(_finish)
+atexit.register(finalize_mpi)  # a clean exit (bionet.nrn.quit_execution()): every rank leaves together
