@@ -59,10 +59,15 @@ class PartitionedBioNetwork(BioNetwork):
                 self._local_rows[pop.name] = np.sort(pop.rows_of(ids[ranks == rank])).tolist()
         self.partition = pmap
 
+    def rows_to_build(self) -> dict[str, list[int]] | None:
+        """The rows of each population this rank builds; None: stock bionet's round robin."""
+        return self._local_rows if self.partition is not None else None
+
     def build_nodes(self):
-        if self.partition is None:
+        rows = self.rows_to_build()
+        if rows is None:
             return super().build_nodes()
-        with rows_built_here(self, self._local_rows):  # bionet's own build_nodes, on the map's rows
+        with rows_built_here(self, rows):  # bionet's own build_nodes, on these rows
             return super().build_nodes()
 
 
