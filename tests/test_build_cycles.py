@@ -16,14 +16,15 @@ from bmtk_scaling.bionet.build_cycles import part_rows
 from bmtk_scaling.errors import ConfigError
 
 
-def test_parts_are_contiguous_near_equal_and_cover_every_row_once():
+def test_parts_interleave_and_cover_every_row_once():
     rows = {"exc": list(range(0, 40, 2)), "inh": [1, 3, 5], "none": []}
     parts = [part_rows(rows, k, 5) for k in range(5)]
     for name, original in rows.items():
-        joined = [r for part in parts for r in part[name]]
-        assert joined == original  # in order, nothing twice, nothing left out
+        joined = sorted(r for part in parts for r in part[name])
+        assert joined == original  # nothing twice, nothing left out
         sizes = [len(part[name]) for part in parts]
         assert max(sizes) - min(sizes) <= 1
+    assert parts[1]["exc"] == [2, 12, 22, 32]  # every 5th row: each part has the mix of the whole
     assert [len(p["inh"]) for p in parts] == [1, 1, 1, 0, 0]  # more parts than cells: some parts are empty
     with pytest.raises(ValueError, match="part 5 is not one of 0..4"):
         part_rows(rows, 5, 5)
@@ -107,3 +108,29 @@ def test_cycles_with_a_partition_map_and_stock_instantiation(small_ping, ping_re
     spikes, _ = _run(Path(placed.config), "stock_cycles", 2, engine="coreneuron", build_cycles=4, synapses="bmtk",
                      cell_build="bmtk")
     assert np.array_equal(spikes, ping_reference)
+
+
+def test_memory_plan_per_engine_and_cycles():
+    from bmtk_scaling.config.settings import Settings
+    from bmtk_scaling.run.memory_plan import BASE_MIB, plan_memory, refusal
+
+    # PING 2 x 12,500 at the paper's density, 2 ranks
+    cells, synapses = 25_000, 56_000_000
+    neuron = plan_memory(Settings(engine="neuron"), 2, cells, synapses)
+    online = plan_memory(Settings(engine="coreneuron"), 2, cells, synapses)
+    files = plan_memory(Settings(engine="coreneuron", coreneuron={"build_cycles": 4}), 2, cells, synapses)
+    assert online.peak_per_rank_mib() > neuron.peak_per_rank_mib() > files.peak_per_rank_mib()
+    assert files.peak_per_rank_mib(1) == BASE_MIB + max(files.neuron_model_mib(), files.coreneuron_model_mib())
+    peaks = [files.peak_gib(n) for n in (1, 2, 4, 8)]
+    assert peaks == sorted(peaks, reverse=True) and peaks[0] > 2.5 * peaks[2]
+    fits = files.smallest_cycles(files.peak_gib(3) * 2**30)
+    assert fits == 3 and files.peak_gib(2) > files.peak_gib(3)
+    assert files.smallest_cycles(files.coreneuron_model_mib() * 2**20) is None  # CoreNEURON's copy alone is larger
+    assert plan_memory(Settings(), 2, cells, synapses, imbalance=1.5).synapses_per_rank == synapses / 2 * 1.5
+
+    assert refusal(files, None) is None and refusal(files, files.peak_gib() * 2**30) is None
+    one_cycle = plan_memory(Settings(engine="coreneuron", coreneuron={"file_mode": True}), 2, cells, synapses)
+    message = refusal(one_cycle, files.peak_gib(3) * 2**30)
+    assert "build the model in cycles, e.g. configure --engine coreneuron --build-cycles 3" in message
+    assert "run it on CoreNEURON built in cycles" in refusal(neuron, files.peak_gib(3) * 2**30)
+    assert "CoreNEURON's own copy alone needs more" in refusal(files, 2**30)

@@ -18,6 +18,7 @@ from pathlib import Path
 from bmtk_scaling.atomic import MARKER, written_by_us
 from bmtk_scaling.config.settings import Settings, read_settings
 from bmtk_scaling.errors import BmtkScalingError, ConfigError
+from bmtk_scaling.run.memory_plan import MemoryPlan, plan_memory, refusal
 from bmtk_scaling.sonata.configs import LoadedConfig, input_paths, load_config, network_files, output_dir, spikes_path
 from bmtk_scaling.sonata.validate import check_network
 
@@ -34,12 +35,16 @@ class RunPlan:
     dt: float
     mechanisms_dir: Path | None = None  # the compiled mechanisms bmtk loads (a cache build for a user's folder)
     notes: tuple[str, ...] = ()  # what the user should know (mechanisms replaced or mended, ...)
+    memory: MemoryPlan | None = None  # the peak memory expected per rank and per build cycle count
 
 
-def plan_run(config: str | Path, ranks: int, check_output: bool = True) -> RunPlan:
+def plan_run(config: str | Path, ranks: int, check_output: bool = True, check_memory: bool = True) -> RunPlan:
     """Check ``config`` for a run on ``ranks`` MPI ranks (see the module docstring); BmtkScalingError otherwise.
 
     ``check_output=False`` leaves the output folder out (a config that is only derived from, not run).
+    ``check_memory``: refuse a run whose expected peak (:mod:`memory_plan`, every rank on this machine)
+    exceeds the memory available now, naming the build cycles that would fit; False where the ranks
+    run on other machines (srun).
     """
     if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
         raise BmtkScalingError(f"ranks must be a positive integer, got {ranks!r}")
@@ -55,8 +60,16 @@ def plan_run(config: str | Path, ranks: int, check_output: bool = True) -> RunPl
         raise ConfigError(f"the network's smallest synaptic delay is {summary.min_delay:g} ms, below dt = {dt:g} ms: "
                           "NEURON cannot exchange spikes between ranks in less than one step; make every delay "
                           ">= dt (or lower run.dt)")
+    imbalance = None
     if settings.partition is not None:
-        _check_partition(sim, settings, files, ranks)
+        imbalance = _check_partition(sim, settings, files, ranks)
+    memory = plan_memory(settings, ranks, sum(summary.populations.values()), summary.edges, imbalance)
+    if check_memory:
+        from network_builders._build import available_memory
+
+        problem = refusal(memory, available_memory())
+        if problem is not None:
+            raise BmtkScalingError(problem)
     mech_dir, notes = _mechanisms(sim, files, settings)
     if settings.engine.gpu:
         from bmtk_scaling.environment import require_gpu_support
@@ -65,8 +78,11 @@ def plan_run(config: str | Path, ranks: int, check_output: bool = True) -> RunPl
     out = output_dir(sim)
     if check_output:
         check_output_location(sim, out)
+    if settings.uses_file_mode:
+        notes.append(f"memory plan: about {memory.peak_gib():.1f} GiB expected with "
+                      f"{settings.coreneuron.build_cycles} build cycle(s) ({memory.table()})")
     return RunPlan(config=sim.path, settings=settings, output_dir=out, spikes_file=spikes_path(sim), tstop=tstop,
-                   dt=dt, mechanisms_dir=mech_dir, notes=tuple(notes))
+                   dt=dt, mechanisms_dir=mech_dir, notes=tuple(notes), memory=memory)
 
 
 def check_timeout(timeout: float) -> float:
@@ -119,11 +135,14 @@ def _run_section(sim: LoadedConfig) -> tuple[float, float]:
     return values["tstop"], values["dt"]
 
 
-def _check_partition(sim: LoadedConfig, settings: Settings, files, ranks: int) -> None:
+def _check_partition(sim: LoadedConfig, settings: Settings, files, ranks: int) -> float | None:
+    """Check the map against the network and the ranks; return its predicted imbalance (max/mean cost)."""
     from bmtk_scaling.partition.map_file import load_checked_map
     from bmtk_scaling.sonata.graph import read_nodes
 
-    load_checked_map(sim.resolve(settings.partition), files, read_nodes(files), n_ranks=ranks)
+    pmap = load_checked_map(sim.resolve(settings.partition), files, read_nodes(files), n_ranks=ranks)
+    value = pmap.metrics.get("imbalance")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _mechanisms(sim: LoadedConfig, files, settings: Settings) -> tuple[Path | None, list[str]]:
