@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from bmtk_scaling.config.settings import Settings
 
 BASE_MIB = 200.0  # per rank before the build: measured 174-195 MiB
-NEURON_PER_SYNAPSE = 300.0  # bytes: NetCon, its share of the synapse, bmtk's arrays; fit 279-293 (PING 2x1250, 2x2500)
+# bytes: NetCon, its share of the synapse, the writer's buffers: fit 279-293 on PING 2x1250 and 2x2500, 323 on 2x12500
+NEURON_PER_SYNAPSE = 320.0
 NEURON_PER_CELL = 28_000.0  # bytes: section, HH, PreSyn, bionet's Python cell (fit 26.7 MiB per 1000 cells)
 CORENEURON_PER_SYNAPSE = 80.0  # bytes: CoreNEURON's NetCon and weight, with the heap NEURON left (fit 38-79)
 CORENEURON_PER_CELL = 20_000.0  # bytes: CoreNEURON's cell and the hollowed bionet cell objects (fit 19.8 KiB)
