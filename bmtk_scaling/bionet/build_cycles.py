@@ -50,7 +50,7 @@ def build_part(sim: Any, part: int) -> Any:
 
     from bmtk_scaling._bmtk_private import simulation_modules, use_simulator
 
-    network = type(sim.net).from_config(sim.source_config)
+    network = type(sim.net).from_config(sim.source_config, placed_like=sim.net)  # the map is checked once
     network.build_part = (part, sim.settings.coreneuron.build_cycles)
     part_sim = type(sim).from_config(sim.source_config, network=network)
     for mod in simulation_modules(part_sim):

@@ -6,6 +6,8 @@ memory NEURON gave back, so the peak is NEURON's model plus ``nrncore_write``'s 
 Measured (PING 2x1250: 2500 cells, 562,611 Exp2Syn+NetCon, stock bionet edges, 300 ms; peak RSS
 per rank, 1 rank / 2 ranks): NEURON psolve 1303 / 743 MiB; CoreNEURON online 1488 / 838 MiB;
 this module 1374 / 793 MiB. CoreNEURON's own copy is 145 MiB (``special-core`` alone: 187 MiB peak).
+With build cycles (:mod:`build_cycles`) NEURON holds one part of the model at a time, so the peak
+falls to the larger of one part and CoreNEURON's copy.
 
 Sequence, :func:`run_file_mode` (in-process, collective on every MPI rank, NEURON 9.0.2):
 

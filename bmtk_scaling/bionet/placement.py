@@ -39,8 +39,13 @@ class PartitionedBioNetwork(BioNetwork):
         self._local_rows: dict[str, list[int]] = {}
 
     @classmethod
-    def from_config(cls, conf, **properties):
+    def from_config(cls, conf, placed_like: PartitionedBioNetwork | None = None, **properties):
+        """``placed_like``: a network of the same config whose map was read and checked already (a later
+        build cycle's network takes its placement rather than hashing the network files again)."""
         network = super().from_config(conf, **properties)
+        if placed_like is not None:
+            network.partition, network._local_rows = placed_like.partition, placed_like._local_rows
+            return network
         settings = read_settings(conf)
         if settings.partition is not None:
             network.use_partition(settings.partition, _files_of(conf))
