@@ -31,7 +31,9 @@ BASE_MIB = 200.0  # per rank before the build: measured 174-195 MiB
 # bytes: NetCon, its share of the synapse, the writer's buffers: fit 279-293 on PING 2x1250 and 2x2500, 323 on 2x12500
 NEURON_PER_SYNAPSE = 320.0
 NEURON_PER_CELL = 28_000.0  # bytes: section, HH, PreSyn, bionet's Python cell (fit 26.7 MiB per 1000 cells)
-CORENEURON_PER_SYNAPSE = 80.0  # bytes: CoreNEURON's NetCon and weight, with the heap NEURON left (fit 38-79)
+# bytes: CoreNEURON's NetCon and weight, with what NEURON's freed heap leaves: fit 124-141 on PING 2x5000, 2 ranks,
+# 500 ms (bench/build_cycles.py), 38-79 on 2x1250 and 2x2500, 1 rank, 100 ms
+CORENEURON_PER_SYNAPSE = 130.0
 CORENEURON_PER_CELL = 20_000.0  # bytes: CoreNEURON's cell and the hollowed bionet cell objects (fit 19.8 KiB)
 MAX_CYCLES = 64  # the plan looks no further: beyond, CoreNEURON's own copy (or the base) is the peak
 
