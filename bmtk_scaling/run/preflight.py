@@ -6,7 +6,9 @@ network's files open and their edges point inside their populations, with finite
 and no delay below ``dt``; the partition map fits the network and the rank count and leaves no rank
 empty; the mechanisms are compiled from their current mod files (recompiled where the plugin
 installed them), CoreNEURON's library too when the engine is CoreNEURON; GPU support for the GPU
-engine; and the output folder is one that may be written (:func:`check_output_location`).
+engine; the expected peak memory fits this machine (:mod:`memory_plan`, the smallest number of
+build cycles that would is named); and the output folder is one that may be written
+(:func:`check_output_location`).
 """
 
 from __future__ import annotations
