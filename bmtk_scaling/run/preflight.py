@@ -66,10 +66,11 @@ def plan_run(config: str | Path, ranks: int, check_output: bool = True, check_me
     if settings.partition is not None:
         imbalance = _check_partition(sim, settings, files, ranks)
     memory = plan_memory(settings, ranks, sum(summary.populations.values()), summary.edges, imbalance)
-    if check_memory:
-        from network_builders._build import available_memory
+    from network_builders._build import available_memory
 
-        problem = refusal(memory, available_memory())
+    available = available_memory()
+    if check_memory:
+        problem = refusal(memory, available)
         if problem is not None:
             raise BmtkScalingError(problem)
     mech_dir, notes = _mechanisms(sim, files, settings)
@@ -81,8 +82,11 @@ def plan_run(config: str | Path, ranks: int, check_output: bool = True, check_me
     if check_output:
         check_output_location(sim, out)
     if settings.uses_file_mode:
+        fits = memory.smallest_cycles(available) if available else None
         notes.append(f"memory plan: about {memory.peak_gib():.1f} GiB expected with "
-                      f"{settings.coreneuron.build_cycles} build cycle(s) ({memory.table()})")
+                     f"{settings.coreneuron.build_cycles} build cycle(s) ({memory.table()})"
+                     + (f"; the smallest number that fits the {available / 2**30:.1f} GiB available now: {fits}"
+                        if fits else ""))
     return RunPlan(config=sim.path, settings=settings, output_dir=out, spikes_file=spikes_path(sim), tstop=tstop,
                    dt=dt, mechanisms_dir=mech_dir, notes=tuple(notes), memory=memory)
 
