@@ -2,7 +2,7 @@
 
 The runs go through the runner under real mpiexec: NEURON's spikes, then CoreNEURON's with the model
 built in 1, 2 and 5 parts per rank, on 1 and 2 ranks, must be the same spikes, and the ranks must have
-built every cell and NetCon once (the counts of a one-cycle run).
+built every cell and NetCon once (the counts of the NEURON run).
 """
 
 from __future__ import annotations
@@ -53,35 +53,39 @@ def _run(config: Path, name: str, ranks: int, **switches):
     return spikes.sort_values(["timestamp", "population", "node_id"]).to_numpy(), result
 
 
-def _check_cycles(config: Path, reference: np.ndarray) -> None:
+def _counts(result) -> list[int]:
+    return [sum(r[k] for r in result.per_rank) for k in ("cells", "netcons")]
+
+
+def _check_cycles(config: Path, reference: tuple, cycles: tuple[int, ...]) -> None:
+    """Spikes equal to NEURON's and every cell and NetCon built once (NEURON's counts), each N on 1 and 2 ranks."""
+    spikes_ref, counts_ref = reference
     for ranks in (1, 2):
-        built = None
-        for cycles in (1, 2, 5):
-            spikes, result = _run(config, f"cycles{cycles}_{ranks}", ranks, engine="coreneuron", build_cycles=cycles,
+        for n in cycles:
+            spikes, result = _run(config, f"cycles{n}_{ranks}", ranks, engine="coreneuron", build_cycles=n,
                                   file_mode=True)
-            where = f"{cycles} cycle(s) on {ranks} rank(s)"
-            assert np.array_equal(spikes, reference), f"{where}: spikes differ from NEURON's"
-            counts = [sum(r[k] for r in result.per_rank) for k in ("cells", "netcons")]
-            assert built is None or counts == built, f"{where}: cells and NetCons {counts}, one cycle built {built}"
-            built = counts
+            where = f"{n} cycle(s) on {ranks} rank(s)"
+            assert np.array_equal(spikes, spikes_ref), f"{where}: spikes differ from NEURON's"
+            assert _counts(result) == counts_ref, f"{where}: cells and NetCons {_counts(result)}, NEURON {counts_ref}"
             summary = result.summary
             assert 0 < summary["build_peak_rss_max_mib"] <= summary["peak_rss_max_mib"]
             assert 0 < summary["coreneuron_peak_rss_max_mib"] <= summary["peak_rss_max_mib"]
 
 
 @pytest.fixture(scope="module")
-def ping_reference(small_ping) -> np.ndarray:
-    """NEURON's spikes of the small PING (1 rank)."""
-    reference, _ = _run(small_ping.simulation_config, "neuron", 1, engine="neuron")
-    assert len(reference) >= 100
-    return reference
+def ping_reference(small_ping) -> tuple:
+    """NEURON's spikes of the small PING (1 rank), and its cell and NetCon counts."""
+    spikes, result = _run(small_ping.simulation_config, "neuron", 1, engine="neuron")
+    assert len(spikes) >= 100
+    return spikes, _counts(result)
 
 
 @pytest.mark.slow
 @pytest.mark.mpi
 def test_cycles_give_neuron_spikes_on_ping(small_ping, ping_reference):
-    """PING (point-like cells, recurrent edges only), round-robin placement: every N, 1 and 2 ranks."""
-    _check_cycles(small_ping.simulation_config, ping_reference)
+    """PING (point-like cells, recurrent edges only), round-robin placement, 2 and 5 cycles on 1 and 2 ranks (one
+    cycle, file mode as before, is checked against NEURON on this network in test_coreneuron_files.py)."""
+    _check_cycles(small_ping.simulation_config, ping_reference, (2, 5))
 
 
 @pytest.mark.slow
@@ -92,9 +96,9 @@ def test_cycles_give_neuron_spikes_on_the_multicompartment_fixture(tmp_path):
     from tests.fixtures.multicompartment import build_fixture
 
     config = build_fixture(tmp_path / "fixture_net", reports=(), input_rate_hz=30.0) / "config.simulation.json"
-    reference, _ = _run(config, "neuron", 1, engine="neuron")
-    assert len(reference) >= 20
-    _check_cycles(config, reference)
+    spikes, result = _run(config, "neuron", 1, engine="neuron")
+    assert len(spikes) >= 20
+    _check_cycles(config, (spikes, _counts(result)), (1, 2, 5))
 
 
 @pytest.mark.slow
@@ -107,7 +111,7 @@ def test_cycles_with_a_partition_map_and_stock_instantiation(small_ping, ping_re
                                config_out=small_ping.path / "sim_metis2_cycles.json", overwrite=True)
     spikes, _ = _run(Path(placed.config), "stock_cycles", 2, engine="coreneuron", build_cycles=4, synapses="bmtk",
                      cell_build="bmtk")
-    assert np.array_equal(spikes, ping_reference)
+    assert np.array_equal(spikes, ping_reference[0])
 
 
 def test_memory_plan_per_engine_and_cycles():
