@@ -95,6 +95,11 @@ def rows_built_here(network: Any, rows: Mapping[str, Sequence[int]]) -> Iterator
         pops.update(original)
 
 
+def round_robin_rows(network: Any, rank: int, size: int) -> dict[str, list[int]]:
+    """The rows stock ``BioNetwork.build_nodes`` builds on ``rank`` of ``size``: ``node_pop[rank::size]``."""
+    return {pop.name: list(range(rank, pop.n_nodes(), size)) for pop in network.node_populations}
+
+
 @contextlib.contextmanager
 def counting_cell_builds(network: Any, on_cell: Callable[[], None]) -> Iterator[None]:
     """While active, ``on_cell()`` is called after each cell bionet's ``build_nodes`` builds (its ``_build_cell``)."""
@@ -157,6 +162,28 @@ def simulation_modules(sim: Any) -> list:
 
 def set_simulation_modules(sim: Any, mods: list) -> None:
     sim._sim_mods = list(mods)
+
+
+def forget_morphologies() -> int:
+    """Empty bionet's module-wide morphology cache; return how many entries it held.
+
+    ``Morphology.load`` keeps the first cell of each morphology file (its hoc object and sections)
+    as a key of ``morphology.morphology_cache`` for the life of the process, so freeing the model
+    must empty it; the next cell of that file fills it again with the same segment properties.
+    """
+    from bmtk.simulator.bionet import morphology
+
+    held = len(morphology.morphology_cache)
+    morphology.morphology_cache.clear()
+    return held
+
+
+def use_simulator(sim: Any) -> None:
+    """Point bmtk's hoc ``pysim`` (what its ``advance()`` calls back) at ``sim``: each ``BioSimulator`` made
+    points it at itself, which would keep a later one alive."""
+    from neuron import h
+
+    h.pysim = sim
 
 
 def record_spike(spikes_module: Any, node_id: int, timestamp: float, population: str) -> None:

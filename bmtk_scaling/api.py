@@ -99,7 +99,7 @@ def cell_costs(config: str | Path, cost: str = "auto") -> dict | None:
     from bmtk_scaling.bionet.complexity import measure_cell_costs
     from bmtk_scaling.run.preflight import plan_run
 
-    plan = plan_run(config, 1, check_output=False) if _is_simulation(config) else None
+    plan = plan_run(config, 1, check_output=False, check_memory=False) if _is_simulation(config) else None
     return measure_cell_costs(Path(config), plan.mechanisms_dir if plan else None)
 
 

@@ -103,6 +103,28 @@ seen["lean_cell_loading"] = {"proxied": bool(proxied), "restored": cell_models.h
                              "template": cached[0].hname().split("[")[0]}
 seen["is_point_process_cell"] = bool(bp.is_point_process_cell(some_cell))
 
+# forget_morphologies: a cell loaded through Morphology.load is kept alive by bionet's cache until it is emptied
+import gc  # noqa: E402
+
+from bmtk.simulator.bionet.morphology import Morphology  # noqa: E402
+
+morph_cell = h.Biophys1(swc)
+Morphology.load(hobj=morph_cell, morphology_file=swc)
+n_sections = sum(1 for _ in h.allsec())
+del morph_cell
+kept = sum(1 for _ in h.allsec()) == n_sections
+forgotten = bp.forget_morphologies()
+gc.collect()  # the cached Morphology and its lazy segment properties refer to each other
+seen["forget_morphologies"] = {"kept_before": kept, "forgotten": forgotten,
+                               "freed": sum(1 for _ in h.allsec()) < n_sections}
+
+# round_robin_rows: the rows stock build_nodes takes on a rank (node_pop[rank::size])
+seen["round_robin_rows"] = bp.round_robin_rows(net, 1, 2)
+
+# use_simulator: bmtk's advance.hoc calls back the simulator hoc's pysim names
+bp.use_simulator(sim)
+seen["use_simulator"] = h.pysim is sim
+
 # returns_syn_weight / is_bmtk_exp2syn_setter: what bmtk's own weight functions and Exp2Syn setter do
 from bmtk.simulator.bionet import nrn  # noqa: E402
 from bmtk.simulator.bionet.default_setters import synapse_models  # noqa: E402

@@ -165,3 +165,15 @@ def test_is_bmtk_exp2syn_setter(seen):
     """The hoc loop of per_edge makes exactly this: an Exp2Syn with e, tau1 and tau2 and nothing else set."""
     assert seen["exp2syn_setter"] == {"is_bmtk": True, "kind": "Exp2Syn", "values": [-70.0, 0.7, 4.0],
                                       "sets": ["syn.e", "syn.tau1", "syn.tau2"]}
+
+
+def test_forget_morphologies(seen):
+    assert seen["forget_morphologies"] == {"kept_before": True, "forgotten": 1, "freed": True}
+
+
+def test_round_robin_rows(seen):
+    assert seen["round_robin_rows"] == {"pairs": [1, 3, 5], "inputs": [1]}  # 6 pair cells, 3 spike inputs
+
+
+def test_use_simulator(seen):
+    assert seen["use_simulator"]

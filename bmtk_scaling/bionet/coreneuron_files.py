@@ -6,6 +6,8 @@ memory NEURON gave back, so the peak is NEURON's model plus ``nrncore_write``'s 
 Measured (PING 2x1250: 2500 cells, 562,611 Exp2Syn+NetCon, stock bionet edges, 300 ms; peak RSS
 per rank, 1 rank / 2 ranks): NEURON psolve 1303 / 743 MiB; CoreNEURON online 1488 / 838 MiB;
 this module 1374 / 793 MiB. CoreNEURON's own copy is 145 MiB (``special-core`` alone: 187 MiB peak).
+With build cycles (:mod:`build_cycles`) NEURON holds one part of the model at a time, so the peak
+falls to the larger of one part and CoreNEURON's copy.
 
 Sequence, :func:`run_file_mode` (in-process, collective on every MPI rank, NEURON 9.0.2):
 
@@ -45,9 +47,11 @@ import importlib.util
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -172,10 +176,13 @@ def release_neuron_model(sim, keep: Iterable[object] = ()) -> dict[str, int]:
     lean-edge NetCon lists). Vectors (spike recordings) and objects in ``keep`` stay. Objects still
     alive afterwards are held from elsewhere (a local variable, a module global): counted and logged.
     """
+    from bmtk_scaling._bmtk_private import forget_morphologies
+
     h, _ = _hoc()
     for cell in list(sim.net.get_local_cells().values()):
         _hollow(cell)
     _drop_model_references([sim], keep)
+    forget_morphologies()  # bionet keeps the first cell of each morphology file alive in a module-wide cache
     gc.collect()
     left = {"sections": sum(1 for _ in h.allsec()), "netcons": int(h.List("NetCon").count())}
     if any(left.values()):
@@ -183,16 +190,21 @@ def release_neuron_model(sim, keep: Iterable[object] = ()) -> dict[str, int]:
     return left
 
 
-def write_model(dat_dir: Path, v_init: float) -> Path:
-    """Initialise the built model and write it for CoreNEURON into ``dat_dir`` (collective on all ranks)."""
+def write_model(dat_dir: Path, v_init: float, append: bool = False) -> Path:
+    """Initialise the built model and write it for CoreNEURON into ``dat_dir`` (collective on all ranks).
+
+    ``append``: add this model's datasets to those already in ``dat_dir`` (a later build cycle):
+    NEURON's ``nrncore_write(path, 1)`` appends their group ids to ``files.dat`` and updates its count.
+    A dataset is named by the first gid of its thread, so parts with different cells never collide.
+    """
     h, pc = _hoc()
     dat_dir = Path(dat_dir).absolute()
-    if int(pc.id()) == 0:
+    if int(pc.id()) == 0 and not append:
         shutil.rmtree(dat_dir, ignore_errors=True)  # stale files of a run with more ranks would be read
         dat_dir.mkdir(parents=True)
     pc.barrier()
     h.finitialize(v_init)
-    pc.nrncore_write(str(dat_dir))
+    pc.nrncore_write(str(dat_dir), 1 if append else 0)
     pc.barrier()
     return dat_dir
 
@@ -264,7 +276,8 @@ def read_out_dat(path: Path, dt: float, gids: Iterable[int] | None = None) -> tu
 
 def run_file_mode(sim, tstop: float, dt: float, v_init: float, celsius: float, work_dir: Path, *,
                   verbose: int = 1, extra_args: Sequence[str] = (), keep_files: bool = False,
-                  mindelay: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+                  mindelay: float = 10.0, more_parts: Iterable[Callable[[], Any]] = (),
+                  stats: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run a built bionet model on CoreNEURON from files; return this rank's cells' spikes (times, gids).
 
     Call on every rank after the network is built, instead of ``finitialize``/``psolve``; the sequence
@@ -274,8 +287,18 @@ def run_file_mode(sim, tstop: float, dt: float, v_init: float, celsius: float, w
     directly. Vector recordings (soma reports) are not in the files and stay empty. ``work_dir``
     must be one folder seen by every rank; its ``coredat`` and ``out`` are removed unless ``keep_files``.
     ``extra_args`` go to CoreNEURON as they are (e.g. ``["--cell-permute", "1"]``).
+
+    ``more_parts``: build cycles after ``sim`` (:mod:`build_cycles`), each a call that builds the next
+    part of this rank's cells and returns its simulator; every rank must pass as many. Each part is
+    written after the one before was freed and NEURON's gid table cleared, so an edge from a cell of
+    another part reaches its source by gid, as an edge from another rank does. ``stats``, if given,
+    receives the seconds spent writing and freeing (``write_s``), building later parts
+    (``build_parts_s``), in CoreNEURON (``coreneuron_s``), and the peak resident memory before and
+    during CoreNEURON's run (``build_peak_rss_mib``, ``coreneuron_peak_rss_mib``).
     """
     from neuron import coreneuron
+
+    from bmtk_scaling.bionet.peak_memory import peak_rss_mib, release_free_heap, reset_peak_rss
 
     h, pc = _hoc()
     rank = int(pc.id())
@@ -284,24 +307,49 @@ def run_file_mode(sim, tstop: float, dt: float, v_init: float, celsius: float, w
         export_coreneuron_library(Path(mech_dir))  # before CoreNEURON's library is first loaded
     work_dir = Path(work_dir).absolute()
     out_dir = work_dir / "out"
-    local_gids = np.array(sorted(int(g) for g in sim.net.get_local_cells()), dtype=np.int64)
+    gids = {int(g) for g in sim.net.get_local_cells()}
+    timing = {"write_s": 0.0, "build_parts_s": 0.0}
 
+    t0 = time.perf_counter()
     dat_dir = write_model(work_dir / "coredat", v_init)
     left = release_neuron_model(sim)
+    timing["write_s"] += time.perf_counter() - t0
+    for build in more_parts:
+        pc.gid_clear()  # the freed part's gids: a later part reaches them as sources by gid, not as cells here
+        release_free_heap()
+        t0 = time.perf_counter()
+        part = build()
+        gids.update(int(g) for g in part.net.get_local_cells())
+        t1 = time.perf_counter()
+        write_model(dat_dir, v_init, append=True)
+        left = release_neuron_model(part)
+        del part
+        timing["build_parts_s"] += t1 - t0
+        timing["write_s"] += time.perf_counter() - t1
+    release_free_heap()
+    local_gids = np.array(sorted(gids), dtype=np.int64)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
     pc.barrier()
+    build_peak = peak_rss_mib()
+    separate = reset_peak_rss()
     args = coreneuron_arguments(dat_dir, out_dir, tstop, dt, v_init, celsius, verbose, extra_args, mindelay)
+    t0 = time.perf_counter()
     with coreneuron(file_mode=True):
         pc.nrncore_run(" ".join([*args, "--skip-write-model-to-disk"]))
     pc.barrier()
-    times, gids = read_out_dat(out_dir / "out.dat", dt, local_gids)
+    timing["coreneuron_s"] = time.perf_counter() - t0
+    run_peak = peak_rss_mib()
+    times, gids_out = read_out_dat(out_dir / "out.dat", dt, local_gids)
     pc.barrier()
     if rank == 0 and not keep_files:
         shutil.rmtree(dat_dir, ignore_errors=True)
         shutil.rmtree(out_dir, ignore_errors=True)
     log.info("CoreNEURON file mode: %d spikes on rank %d (NEURON objects left: %s)", times.size, rank, left)
-    return times, gids
+    if stats is not None:
+        stats.update(timing, build_peak_rss_mib=build_peak,
+                     coreneuron_peak_rss_mib=run_peak if separate else float("nan"))
+    return times, gids_out
 
 
 def standalone_command(mech_dir: Path, dat_dir: Path, out_dir: Path, tstop: float, dt: float, v_init: float,

@@ -2,8 +2,9 @@
 
 A ``BioNetwork`` subclass, so everything in bionet keeps working; it adds what the config's
 ``bmtk_scaling`` section asks for: cells placed on the ranks a partition map names
-(:mod:`placement`), cells built without bmtk's per-cell ``define_shape`` (``cell_build``) and lean
-synapse instantiation (:mod:`lean_edges`).
+(:mod:`placement`), cells built without bmtk's per-cell ``define_shape`` (``cell_build``), lean
+synapse instantiation (:mod:`lean_edges`) and one part of the rank's cells at a time
+(``build_part``, :mod:`build_cycles`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import contextlib
 
 from neuron import h
 
-from bmtk_scaling._bmtk_private import counting_cell_builds, lean_cell_loading
+from bmtk_scaling._bmtk_private import counting_cell_builds, lean_cell_loading, round_robin_rows
+from bmtk_scaling.bionet.build_cycles import part_rows
 from bmtk_scaling.bionet.lean_edges import LeanEdgesMixin
 from bmtk_scaling.bionet.placement import PartitionedBioNetwork
 from bmtk_scaling.progress import report
@@ -24,6 +26,7 @@ class ScalingBioNetwork(LeanEdgesMixin, PartitionedBioNetwork):
     """bionet's ``BioNetwork`` with partition-aware cell placement and lean cell and synapse instantiation."""
 
     cell_build = "bmtk"
+    build_part: tuple[int, int] | None = None  # (part, parts): build only that part of this rank's cells
 
     @classmethod
     def from_config(cls, conf, **properties):
@@ -32,6 +35,14 @@ class ScalingBioNetwork(LeanEdgesMixin, PartitionedBioNetwork):
         network = super().from_config(conf, **properties)
         network.cell_build = read_settings(conf).cell_build
         return network
+
+    def rows_to_build(self) -> dict[str, list[int]] | None:
+        rows = super().rows_to_build()
+        if self.build_part is None:
+            return rows
+        if rows is None:
+            rows = round_robin_rows(self, int(pc.id()), int(pc.nhost()))
+        return part_rows(rows, *self.build_part)
 
     def build_nodes(self):
         rank, total, built = int(pc.id()), self._cells_to_build(), [0]
@@ -48,9 +59,10 @@ class ScalingBioNetwork(LeanEdgesMixin, PartitionedBioNetwork):
         return result
 
     def _cells_to_build(self) -> int:
-        """How many cells this rank builds (the map's rows, or bionet's round robin; mixed populations count whole)."""
-        if self.partition is not None:
-            return sum(len(rows) for rows in self._local_rows.values())
+        """How many cells this rank builds (its rows; mixed populations count whole)."""
+        rows = self.rows_to_build()
+        if rows is not None:
+            return sum(len(r) for r in rows.values())
         rank, size = int(pc.id()), int(pc.nhost())
         return sum(len(range(rank, pop.n_nodes(), size)) for pop in self.node_populations
                    if not pop.virtual_nodes_only)

@@ -39,8 +39,13 @@ class PartitionedBioNetwork(BioNetwork):
         self._local_rows: dict[str, list[int]] = {}
 
     @classmethod
-    def from_config(cls, conf, **properties):
+    def from_config(cls, conf, placed_like: PartitionedBioNetwork | None = None, **properties):
+        """``placed_like``: a network of the same config whose map was read and checked already (a later
+        build cycle's network takes its placement rather than hashing the network files again)."""
         network = super().from_config(conf, **properties)
+        if placed_like is not None:
+            network.partition, network._local_rows = placed_like.partition, placed_like._local_rows
+            return network
         settings = read_settings(conf)
         if settings.partition is not None:
             network.use_partition(settings.partition, _files_of(conf))
@@ -59,10 +64,15 @@ class PartitionedBioNetwork(BioNetwork):
                 self._local_rows[pop.name] = np.sort(pop.rows_of(ids[ranks == rank])).tolist()
         self.partition = pmap
 
+    def rows_to_build(self) -> dict[str, list[int]] | None:
+        """The rows of each population this rank builds; None: stock bionet's round robin."""
+        return self._local_rows if self.partition is not None else None
+
     def build_nodes(self):
-        if self.partition is None:
+        rows = self.rows_to_build()
+        if rows is None:
             return super().build_nodes()
-        with rows_built_here(self, self._local_rows):  # bionet's own build_nodes, on the map's rows
+        with rows_built_here(self, rows):  # bionet's own build_nodes, on these rows
             return super().build_nodes()
 
 

@@ -13,6 +13,7 @@ two can be compared on the same model.
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from bmtk.simulator.bionet.io_tools import io
 from neuron import h
 
 from bmtk_scaling._bmtk_private import record_spike, set_simulation_modules, simulation_modules
+from bmtk_scaling.bionet.build_cycles import build_part
 from bmtk_scaling.bionet.coreneuron_files import run_file_mode
 from bmtk_scaling.bionet.reports import RECORDABLE, RecordedReport
 from bmtk_scaling.config.settings import Settings, read_settings
@@ -44,9 +46,15 @@ class ScalingBioSimulator(BioSimulator):
     @classmethod
     def from_config(cls, config, network, set_recordings=True):
         settings = read_settings(config)
+        cycles = settings.coreneuron.build_cycles if settings.uses_file_mode else 1
+        if cycles > 1 and getattr(network, "build_part", None) is None:
+            network.build_part = (0, cycles)  # the first build cycle; the others are built in run()
         sim = super().from_config(config, network, set_recordings)
         sim.settings = settings
+        sim.source_config = config
         sim.timings = {}
+        sim.memory = {}
+        sim.later_parts = {"cells": 0, "netcons": 0, "synapse_objects": 0}  # what build cycles 2..N made
         sim.exchange_in_force = {}
         sim.sites_counts = None
         sim.spike_file = config.get("output", {}).get("spikes_file")
@@ -154,18 +162,35 @@ class ScalingBioSimulator(BioSimulator):
         io.log_info(f"Running CORENEURON from files for {self.tstop:.3f} ms, dt {self.dt:.3f} ms")
         before = shim_counters()
         pc.set_maxstep(self._max_step())  # NEURON's finitialize before writing checks it too
+        parts = [functools.partial(self._build_part, k) for k in range(1, opts.build_cycles)]
+        stats: dict = {}
         times, gids = run_file_mode(self, self.tstop, self.dt, self.v_init, self.celsius,
                                     self.output_dir / "coreneuron_files", verbose=opts.verbose, extra_args=extra,
-                                    mindelay=self._max_step())
+                                    mindelay=self._max_step(), more_parts=parts, stats=stats)
         self._count_sites(before)
         t2 = time.perf_counter()
-        self.timings["simulate"] = t2 - t1
+        # build: later cycles' cells and edges; set-up: writing and freeing; simulate: CoreNEURON (load and run)
+        self.timings["build_parts"] = stats["build_parts_s"]
+        self.timings["initialize"] += stats["write_s"]
+        self.timings["simulate"] = stats["coreneuron_s"]
+        self.memory = {k: stats[k] for k in ("build_peak_rss_mib", "coreneuron_peak_rss_mib")}
         for mod in simulation_modules(self):
             if isinstance(mod, modules.SpikesMod):
                 for t, gid in zip(times.tolist(), gids.tolist(), strict=True):
                     pop_id = self.net.gid_pool.get_pool_id(gid)
                     record_spike(mod, pop_id.node_id, t, pop_id.population)
         self._finish(t1, t2)
+
+    def _build_part(self, part: int) -> ScalingBioSimulator:
+        """Build cycle ``part`` (1..N-1) of this rank's cells (:mod:`build_cycles`); count what it made."""
+        part_sim = build_part(self, part)
+        netcons, synapses = part_sim.net.connection_counts()
+        counts = self.later_parts
+        counts["cells"] += len(part_sim.net.get_local_cells())
+        counts["netcons"] += netcons
+        counts["synapse_objects"] += synapses
+        pc.set_maxstep(self._max_step())  # as before the first write: NEURON's finitialize checks it
+        return part_sim
 
     def _configure_exchange(self) -> None:
         """NEURON's spike-exchange switches; CoreNEURON reads them back from NEURON (neuron/coreneuron.py)."""

@@ -10,7 +10,8 @@ plus ``coreneuron.gpu``, and read back as one :class:`Engine`:
         "partition": "$BASE_DIR/partitions/metis_2.h5",
         "neuron_loop": "psolve",
         "synapses": "shared",
-        "coreneuron": {"gpu": false, "cell_permute": null, "file_mode": false, "nthread": 1, "verbose": 1},
+        "coreneuron": {"gpu": false, "cell_permute": null, "file_mode": false, "nthread": 1, "verbose": 1,
+                       "build_cycles": 1},
         "exchange": {"spike_compress": 100, "step_wait": false},
         "sites": {"site_map": [0, 1], "latency_ms": 10}
     }
@@ -108,6 +109,10 @@ class CoreNeuronOptions(BaseModel):
                          json_schema_extra=_cli("threads"))
     verbose: int = Field(1, ge=0, le=3, description="CoreNEURON's log level: 0 silent .. 3 debug",
                          json_schema_extra=_cli("coreneuron-verbose"))
+    build_cycles: int = Field(
+        1, ge=1, description="build each rank's cells in this many parts, each written to CoreNEURON's files and "
+        "freed before the next (implies file_mode; lowers NEURON's peak about N-fold; docs/engines.md)",
+        json_schema_extra=_cli())
 
 
 class ExchangeOptions(BaseModel):
@@ -229,6 +234,10 @@ class Settings(BaseModel):
         if self.engine.is_coreneuron and permute is not None and permute not in self.valid_cell_permute:
             raise ValueError(f"coreneuron.cell_permute {permute} is not allowed on {self.engine.label}: NEURON "
                              f"accepts {sorted(self.valid_cell_permute)} there (0/1 on the CPU, 1/2 on a GPU)")
+        if self.coreneuron.build_cycles > 1 and not self.engine.is_coreneuron:
+            raise ValueError(f"coreneuron.build_cycles {self.coreneuron.build_cycles} builds the model in parts for "
+                             "CoreNEURON's file mode: set the engine to coreneuron (configure --engine coreneuron), "
+                             "or build_cycles 1")
         return self
 
     @property
@@ -247,7 +256,8 @@ class Settings(BaseModel):
 
     @property
     def uses_file_mode(self) -> bool:
-        return self.engine.is_coreneuron and self.coreneuron.file_mode
+        """CoreNEURON from files: asked for, or implied by building in more than one cycle."""
+        return self.engine.is_coreneuron and (self.coreneuron.file_mode or self.coreneuron.build_cycles > 1)
 
 
 NESTED = {"coreneuron": CoreNeuronOptions, "exchange": ExchangeOptions, "sites": SitesOptions}

@@ -65,7 +65,7 @@ def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = 
     """
     timeout = check_timeout(timeout)
     prefix = launch_command(launcher, ranks) if isinstance(ranks, int) and ranks >= 1 else None
-    plan = plan_run(config, ranks)
+    plan = plan_run(config, ranks, check_memory=launcher == "mpiexec")  # srun: the ranks' memory is elsewhere
     config = plan.config
     sites = sites if sites is not None else plan.settings.sites.model
     if sites is not None:

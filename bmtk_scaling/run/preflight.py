@@ -6,7 +6,9 @@ network's files open and their edges point inside their populations, with finite
 and no delay below ``dt`` on an edge between cells on different ranks; the partition map fits the
 network and the rank count and leaves no rank empty; the mechanisms are compiled from their current
 mod files (recompiled where the plugin installed them), CoreNEURON's library too when the engine is
-CoreNEURON; GPU support for the GPU engine; and the output folder is one that may be written
+CoreNEURON; GPU support for the GPU engine; the expected peak memory fits this machine
+(:mod:`memory_plan`, the smallest number of build cycles that would is named); and the output folder
+is one that may be written
 (:func:`check_output_location`).
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from bmtk_scaling.atomic import MARKER, written_by_us
 from bmtk_scaling.config.settings import Settings, read_settings
 from bmtk_scaling.errors import BmtkScalingError, ConfigError
+from bmtk_scaling.run.memory_plan import MemoryPlan, plan_memory, refusal
 from bmtk_scaling.sonata.configs import LoadedConfig, input_paths, load_config, network_files, output_dir, spikes_path
 from bmtk_scaling.sonata.validate import check_network
 
@@ -35,12 +38,16 @@ class RunPlan:
     dt: float
     mechanisms_dir: Path | None = None  # the compiled mechanisms bmtk loads (a cache build for a user's folder)
     notes: tuple[str, ...] = ()  # what the user should know (mechanisms replaced or mended, ...)
+    memory: MemoryPlan | None = None  # the peak memory expected per rank and per build cycle count
 
 
-def plan_run(config: str | Path, ranks: int, check_output: bool = True) -> RunPlan:
+def plan_run(config: str | Path, ranks: int, check_output: bool = True, check_memory: bool = True) -> RunPlan:
     """Check ``config`` for a run on ``ranks`` MPI ranks (see the module docstring); BmtkScalingError otherwise.
 
     ``check_output=False`` leaves the output folder out (a config that is only derived from, not run).
+    ``check_memory``: refuse a run whose expected peak (:mod:`memory_plan`, every rank on this machine)
+    exceeds the memory available now, naming the build cycles that would fit; False where the ranks
+    run on other machines (srun).
     """
     if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
         raise BmtkScalingError(f"ranks must be a positive integer, got {ranks!r}")
@@ -55,6 +62,15 @@ def plan_run(config: str | Path, ranks: int, check_output: bool = True) -> RunPl
     pmap = _check_partition(sim, settings, files, ranks) if settings.partition is not None else None
     if summary.min_delay is not None and summary.min_delay < dt:
         _check_crossing_delays(files, pmap, ranks, dt)
+    imbalance = _imbalance(pmap)
+    memory = plan_memory(settings, ranks, sum(summary.populations.values()), summary.edges, imbalance)
+    from network_builders._build import available_memory
+
+    available = available_memory()
+    if check_memory:
+        problem = refusal(memory, available)
+        if problem is not None:
+            raise BmtkScalingError(problem)
     mech_dir, notes = _mechanisms(sim, files, settings)
     if settings.engine.gpu:
         from bmtk_scaling.environment import require_gpu_support
@@ -63,8 +79,14 @@ def plan_run(config: str | Path, ranks: int, check_output: bool = True) -> RunPl
     out = output_dir(sim)
     if check_output:
         check_output_location(sim, out)
+    if settings.uses_file_mode:
+        fits = memory.smallest_cycles(available) if available else None
+        notes.append(f"memory plan: about {memory.peak_gib():.1f} GiB expected with "
+                     f"{settings.coreneuron.build_cycles} build cycle(s) ({memory.table()})"
+                     + (f"; the smallest number that fits the {available / 2**30:.1f} GiB available now: {fits}"
+                        if fits else ""))
     return RunPlan(config=sim.path, settings=settings, output_dir=out, spikes_file=spikes_path(sim), tstop=tstop,
-                   dt=dt, mechanisms_dir=mech_dir, notes=tuple(notes))
+                   dt=dt, mechanisms_dir=mech_dir, notes=tuple(notes), memory=memory)
 
 
 def check_timeout(timeout: float) -> float:
@@ -167,6 +189,12 @@ def _map_ranks(pmap, pop):
     ids, ranks = pmap.assignment[pop.name]
     by_id = dict(zip(np.asarray(ids).tolist(), np.asarray(ranks).tolist(), strict=True))
     return np.array([by_id[int(n)] for n in pop.node_ids[pop.cell_rows]], dtype=np.int64)
+
+
+def _imbalance(pmap) -> float | None:
+    """The map's predicted imbalance (max/mean cost), where it records one."""
+    value = None if pmap is None else pmap.metrics.get("imbalance")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _mechanisms(sim: LoadedConfig, files, settings: Settings) -> tuple[Path | None, list[str]]:

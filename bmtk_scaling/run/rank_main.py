@@ -117,16 +117,22 @@ def _run(config: Path, metrics: Path | None, expect_ranks: int | None, status_di
     sim.run()
     t_end = time.perf_counter()
     status.set("done")
+    later = sim.later_parts  # build cycles 2..N, built (and freed) during the run
+    n_cells, netcons, synapse_objects = (n_cells + later["cells"], netcons + later["netcons"],
+                                         synapse_objects + later["synapse_objects"])
 
     mine = {
         "rank": rank,
         "host": socket.gethostname(),
         "slurm_node": os.environ.get("SLURMD_NODENAME"),  # where SLURM placed this rank (None outside SLURM)
         "load_s": t_loaded - t_start,
-        "build_s": t_built - t_loaded,
+        "build_s": t_built - t_loaded + sim.timings.get("build_parts", 0.0),
         **{f"{k}_s": v for k, v in sim.timings.items()},
         "total_s": t_end - t_start,
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        # file mode measures NEURON's phase and CoreNEURON's apart (and restarts the process's peak in between)
+        "peak_rss_mib": max([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+                             *(v for v in sim.memory.values() if v == v)]),
+        **sim.memory,
         "rss_before_build_mib": rss_loaded,
         "cells": n_cells,
         "netcons": netcons,

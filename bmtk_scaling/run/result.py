@@ -45,6 +45,9 @@ class RunResult:
             "spikes": self.spike_count,
             "cells_per_rank": [int(c) for c in self._col("cells")],
         }
+        if any("build_peak_rss_mib" in r for r in self.per_rank):  # CoreNEURON file mode: the two phases apart
+            out["build_peak_rss_max_mib"] = float(self._col("build_peak_rss_mib").max())
+            out["coreneuron_peak_rss_max_mib"] = float(self._col("coreneuron_peak_rss_mib").max())
         # NEURON's per-rank compute time; CoreNEURON reports none (0), and then balance is unknown.
         out["load_balance"] = float(step.mean() / step.max()) if step.max() > 0 else None
         out["wait_max_s"] = float(self._col("wait_time").max()) if step.max() > 0 else None
