@@ -145,8 +145,9 @@ def _mechanisms(sim: LoadedConfig, files, settings: Settings) -> tuple[Path | No
     mechanisms = prepare(mech_dir)
     usage = _usage(files, components)
     check_defined(mechanisms, usage)
+    used = set().union(*usage.values()) if usage else set()
     if settings.engine.is_coreneuron:
-        return check_for_coreneuron(mechanisms, usage), mechanisms.notes()
+        return check_for_coreneuron(mechanisms, usage), mechanisms.notes(coreneuron=True, used=used)
     return mechanisms.neuron_build, mechanisms.notes()
 
 
