@@ -244,22 +244,39 @@ def check_defined(mechanisms: NetworkMechanisms, usage: dict[str, set[str]]) -> 
                                "add their mod files to the mechanisms folder (components.mechanisms_dir)")
 
 
+def declared_names(mech_dir: Path | None, users_folder: bool) -> set[str]:
+    """The mechanism names a run's build will define, read from the mod files (nothing compiled).
+
+    A user's folder is compiled with the plugin's stand-ins (:data:`STAND_INS`) added.
+    """
+    names = {n for mod in mod_files(mech_dir) for n in defined_names(mod)} if mech_dir and mech_dir.is_dir() else set()
+    return names | set(STAND_INS.values()) if users_folder else names
+
+
+def _users(needs: dict[str, set[str]]) -> str:
+    return "; ".join(f"{label} uses {', '.join(sorted(names))}" for label, names in sorted(needs.items()) if names)
+
+
+def check_builtins_for_coreneuron(defined: set[str], usage: dict[str, set[str]]) -> None:
+    """BmtkScalingError, before anything is compiled, when cells use a NEURON built-in that CoreNEURON lacks and
+    that no mod file (nor a plugin stand-in) of the build defines (``extracellular`` and the like)."""
+    absent = {label: {n for n in names if n in NEURON_ONLY and n not in defined and STAND_INS.get(n) not in defined}
+              for label, names in usage.items()}
+    if _users(absent):
+        raise BmtkScalingError(f"this network cannot run on CoreNEURON: cells use NEURON built-in mechanisms that "
+                               f"CoreNEURON does not have ({_users(absent)}): add a CoreNEURON-compatible mod file "
+                               "that defines them to the mechanisms folder, or run it on NEURON (--engine neuron)")
+
+
 def check_for_coreneuron(mechanisms: NetworkMechanisms, usage: dict[str, set[str]]) -> Path:
     """The build a CoreNEURON run loads; BmtkScalingError, before anything is built, when cells need a
     mechanism CoreNEURON cannot have.
 
     ``usage``: cell type (a label) -> the mechanism names it uses (:func:`mechanisms_used`).
     """
-    def users(needs: dict[str, set[str]]) -> str:
-        return "; ".join(f"{label} uses {', '.join(sorted(names))}" for label, names in sorted(needs.items()) if names)
-
+    users = _users
+    check_builtins_for_coreneuron(set(mechanisms.defines), usage)
     problems = []
-    absent = {label: {n for n in names if n in NEURON_ONLY and n not in mechanisms.defines
-                      and STAND_INS.get(n) not in mechanisms.defines}
-              for label, names in usage.items()}
-    if users(absent):
-        problems.append(f"cells use NEURON built-in mechanisms that CoreNEURON does not have ({users(absent)}): add a "
-                        "CoreNEURON-compatible mod file that defines them to the mechanisms folder")
     build = mechanisms.neuron_build
     if mechanisms.coreneuron_error is not None:
         blocked = set(mechanisms.not_for_coreneuron) or set(mechanisms.defines.values())

@@ -69,6 +69,17 @@ def plan_run(config: str | Path, ranks: int, check_output: bool = True) -> RunPl
                    dt=dt, mechanisms_dir=mech_dir, notes=tuple(notes))
 
 
+def check_engine(config: str | Path, settings: Settings) -> tuple[str, ...]:
+    """The mechanism checks ``run`` makes, for a config about to be derived with ``settings`` (``configure``).
+
+    Raises BmtkScalingError where the engine cannot run the network (for CoreNEURON: built-ins it
+    lacks, mod files it cannot translate or lays out differently); returns the notes a run would print.
+    The user's mechanisms are compiled into the cache, as the run would compile them.
+    """
+    sim = load_config(config)
+    return tuple(_mechanisms(sim, network_files(sim.path), settings)[1])
+
+
 def check_timeout(timeout: float) -> float:
     """A run's time limit: a positive, finite number of seconds (NaN would never fire, a negative one at once)."""
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0:
@@ -133,17 +144,27 @@ def _mechanisms(sim: LoadedConfig, files, settings: Settings) -> tuple[Path | No
     it is; any other folder is the user's: compiled into the cache for both engines, never written.
     """
     from bmtk_scaling.mechanisms import ensure_compiled
-    from bmtk_scaling.mechanisms.network import check_defined, check_for_coreneuron, prepare
+    from bmtk_scaling.mechanisms.network import (
+        check_builtins_for_coreneuron,
+        check_defined,
+        check_for_coreneuron,
+        declared_names,
+        prepare,
+    )
 
     components = _component_dirs(sim)
     mech_dir = components.get("mechanisms_dir")
+    installed = mech_dir is not None and ((mech_dir / ".bmtk-scaling-build-key").exists()
+                                          or any(mech_dir.glob("*/.bmtk-scaling-build-key")))
+    usage = _usage(files, components)
+    if settings.engine.is_coreneuron:  # what CoreNEURON lacks is refused before anything is compiled
+        check_builtins_for_coreneuron(declared_names(mech_dir, users_folder=not installed), usage)
     if mech_dir is None:
         return None, []
-    if (mech_dir / ".bmtk-scaling-build-key").exists() or any(mech_dir.glob("*/.bmtk-scaling-build-key")):
+    if installed:
         ensure_compiled(mech_dir, coreneuron=settings.engine.is_coreneuron)
         return mech_dir, []
     mechanisms = prepare(mech_dir)
-    usage = _usage(files, components)
     check_defined(mechanisms, usage)
     used = set().union(*usage.values()) if usage else set()
     if settings.engine.is_coreneuron:
@@ -184,4 +205,4 @@ def _with_circuit(sim: LoadedConfig) -> list[LoadedConfig]:
     return out
 
 
-__all__ = ["RunPlan", "check_output_location", "check_timeout", "plan_run"]
+__all__ = ["RunPlan", "check_engine", "check_output_location", "check_timeout", "plan_run"]

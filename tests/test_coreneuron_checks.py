@@ -1,0 +1,61 @@
+"""What CoreNEURON cannot run is refused by ``configure --engine coreneuron`` and by ``run``'s preflight,
+before anything is compiled or launched (no simulation here: the refusals come first)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.multicompartment import build_fixture
+from tests.helpers import cli
+
+
+@pytest.fixture(scope="module")
+def extracellular_net(tmp_path_factory) -> Path:
+    """The fixture with bmtk's extracellular processor on its cells, as a user adds it (model_processing)."""
+    net = build_fixture(tmp_path_factory.mktemp("xc") / "net")
+    types = net / "network" / "cortex_node_types.csv"
+    text = types.read_text()
+    assert "aibs_perisomatic" in text
+    types.write_text(text.replace("aibs_perisomatic", "aibs_perisomatic,extracellular"))
+    return net
+
+
+def test_configure_refuses_coreneuron_for_extracellular(extracellular_net, tmp_path):
+    out = tmp_path / "cn.json"
+    started = time.perf_counter()
+    proc = cli("configure", str(extracellular_net / "config.simulation.json"), "--engine", "coreneuron",
+               "--out", str(out))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "run it:" not in proc.stdout
+    assert "extracellular" in proc.stderr and "Pyr uses" in proc.stderr and "--engine neuron" in proc.stderr
+    assert not out.exists()
+    assert time.perf_counter() - started < 60  # refused before any mechanism is compiled
+
+
+def test_configure_for_neuron_still_says_how_to_run(extracellular_net, tmp_path):
+    proc = cli("configure", str(extracellular_net / "config.simulation.json"), "--engine", "neuron",
+               "--out", str(tmp_path / "n.json"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "run it:" in proc.stdout
+
+
+def test_run_preflight_refuses_before_compiling(extracellular_net, tmp_path, monkeypatch):
+    from bmtk_scaling.config.derive import derive_config, write_config
+    from bmtk_scaling.errors import BmtkScalingError
+    from bmtk_scaling.mechanisms import network
+    from bmtk_scaling.run.preflight import plan_run
+    from bmtk_scaling.sonata.configs import load_config
+
+    config = extracellular_net / "config.simulation.json"
+    cn = write_config(derive_config(load_config(config).data, engine="coreneuron"), config,
+                      extracellular_net / "cn.json", overwrite=True)
+
+    def no_compiling(*args, **kwargs):
+        raise AssertionError("the preflight compiled mechanisms before refusing")
+
+    monkeypatch.setattr(network, "prepare", no_compiling)
+    with pytest.raises(BmtkScalingError, match="extracellular"):
+        plan_run(cn, 2)
