@@ -59,3 +59,18 @@ def test_run_preflight_refuses_before_compiling(extracellular_net, tmp_path, mon
     monkeypatch.setattr(network, "prepare", no_compiling)
     with pytest.raises(BmtkScalingError, match="extracellular"):
         plan_run(cn, 2)
+
+
+def test_the_simulation_configs_engine_wins_over_the_circuit_configs(tmp_path):
+    """bmtk's bio_450cells names target_simulator NEURON in its circuit config as well: the run must still use the
+    engine the simulation config (the one configure wrote, the one the preflight read) names."""
+    import json
+
+    from bmtk_scaling.sonata.configs import resolved_for_bmtk
+
+    (tmp_path / "circuit.json").write_text(json.dumps({"target_simulator": "NEURON", "networks": {"nodes": []}}))
+    (tmp_path / "sim.json").write_text(json.dumps({"target_simulator": "CORENEURON", "network": "circuit.json",
+                                                   "run": {"tstop": 1.0, "dt": 0.1}, "bmtk_scaling": {}}))
+    resolved = resolved_for_bmtk(tmp_path / "sim.json")
+    assert resolved["target_simulator"] == "CORENEURON"
+    assert resolved["networks"] == {"nodes": []}  # the circuit's sections still replace the simulation's

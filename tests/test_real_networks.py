@@ -127,6 +127,7 @@ def test_linear_initial_mechanism_and_lif_cells_run_on_coreneuron(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert [v["variant"] for v in report["variants"]] == ["bmtk_neuron", "neuron_psolve", "coreneuron"]
+    assert report["variants"][2]["summary"]["engine"] == "CoreNEURON"
     assert all(v["spikes_vs_stock"]["identical"] for v in report["variants"])
     stock = read_spikes(tmp_path / "cmp" / "bmtk_neuron" / "spikes.h5")
     assert set(stock["node_id"]) >= {12, 13, 14}  # every LIF cell fires
@@ -185,6 +186,7 @@ def test_bio_14cells_matches_stock_on_every_engine(corpus):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((corpus / "cmp14" / "compare.json").read_text())
     assert [v["variant"] for v in report["variants"]] == ["bmtk_neuron", "neuron_psolve", "coreneuron"]
+    assert report["variants"][2]["summary"]["engine"] == "CoreNEURON"
     assert report["variants"][0]["summary"]["spikes"] > 50
     assert all(v["spikes_vs_stock"]["identical"] for v in report["variants"])
     notes = report["variants"][2]["notes"]
@@ -205,8 +207,29 @@ def test_bio_450cells_matches_stock(corpus):
     report = json.loads((corpus / "cmp450" / "compare.json").read_text())
     assert report["variants"][0]["summary"]["spikes"] > 20
     assert [v["variant"] for v in report["variants"]] == ["bmtk_neuron", "neuron_psolve", "coreneuron"]
+    assert report["variants"][2]["summary"]["engine"] == "CoreNEURON"  # its circuit config names NEURON
     assert all(v["spikes_vs_stock"]["identical"] for v in report["variants"])  # shared on 2 ranks, both engines
     assert not [n for n in report["variants"][1]["notes"] if "built by bionet" in n]  # all lean but point targets
+
+
+def test_bio_14cells_configured_for_coreneuron_runs_on_one_rank(corpus):
+    """As a user would: configure --engine coreneuron, then run --ranks 1; spikes equal the stock run above."""
+    stock = corpus / "cmp14" / "bmtk_neuron" / "spikes.h5"
+    if not stock.is_file():
+        pytest.skip("needs the stock run of the bio_14cells compare test")
+    net = corpus / "bio_14cells"
+    proc = cli("configure", str(net / "config.simulation.json"), "--engine", "coreneuron", "--out",
+               str(net / "cn.json"))
+    assert proc.returncode == 0 and "run it:" in proc.stdout, proc.stdout + proc.stderr
+    data = json.loads((net / "cn.json").read_text())
+    data["output"]["output_dir"] = "$BASE_DIR/out_cn1"
+    (net / "cn.json").write_text(json.dumps(data))
+    proc = cli("run", str(net / "cn.json"), "--ranks", "1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "CoreNEURON" in (net / "out_cn1" / "log.txt").read_text()
+    assert sum(line.strip().startswith("note: NaV.mod") for line in proc.stdout.splitlines()) == 1, proc.stdout
+    got = read_spikes(net / "out_cn1" / "spikes.h5")[["node_id", "timestamp"]].to_numpy()
+    assert np.array_equal(got, read_spikes(stock)[["node_id", "timestamp"]].to_numpy())
 
 
 @pytest.mark.parametrize(("name", "compared"), [("bio_14cells", "cmp14"), ("bio_450cells", "cmp450")])
