@@ -70,13 +70,17 @@ class NetworkMechanisms:
         if not coreneuron:
             return lines
         files = {self.defines[n] for n in (used if used is not None else self.defines) if n in self.defines}
-        for stem in self.v_copies:
-            if f"{stem}.mod" in files:
-                lines.append(f"{stem}.mod: NEURON translates it as not thread safe (a LINEAR or NONLINEAR block) and "
-                             "keeps no copy of v, so CoreNEURON's translation was given the same layout in the cache "
-                             "build (your file is unchanged; NEURON computes its initial state as stock does)")
-        lines += [f"{stem}.mod: its generated CoreNEURON source repeated a solver helper (nmodl); mended"
-                  for stem in self.mended if f"{stem}.mod" in files]
+        for stem in sorted(set(self.v_copies) | set(self.mended)):  # one line per mod file
+            if f"{stem}.mod" not in files:
+                continue
+            done = []
+            if stem in self.v_copies:
+                done.append("NEURON translates it as not thread safe (a LINEAR or NONLINEAR block) and keeps no copy "
+                            "of v, so CoreNEURON's translation was given the same layout")
+            if stem in self.mended:
+                done.append("a solver helper nmodl repeats in its CoreNEURON source was removed")
+            lines.append(f"{stem}.mod: {'; '.join(done)} (in the cache build only: your file is unchanged, and "
+                         "NEURON computes the initial state from it as stock does)")
         for builtin, stand_in in STAND_INS.items():
             if stand_in in self.defines and (used is None or builtin in used):
                 lines.append(f"{builtin} cells run as {stand_in} on CoreNEURON (the same cell, whose refractory "
