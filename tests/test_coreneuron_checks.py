@@ -74,3 +74,14 @@ def test_the_simulation_configs_engine_wins_over_the_circuit_configs(tmp_path):
     resolved = resolved_for_bmtk(tmp_path / "sim.json")
     assert resolved["target_simulator"] == "CORENEURON"
     assert resolved["networks"] == {"nodes": []}  # the circuit's sections still replace the simulation's
+
+
+def test_file_mode_refuses_lif_cells_before_anything_runs(tmp_path):
+    """CoreNEURON file mode reads spikes back on the dt grid; IntFire1 cells spike between steps."""
+    net = build_fixture(tmp_path / "net", n_lif=2)
+    out = tmp_path / "fm.json"
+    proc = cli("configure", str(net / "config.simulation.json"), "--engine", "coreneuron", "--file-mode",
+               "--out", str(out))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "LIF use IntFire1" in proc.stderr and "--no-file-mode" in proc.stderr
+    assert not out.exists() and "run it:" not in proc.stdout

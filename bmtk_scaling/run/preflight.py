@@ -159,6 +159,8 @@ def _mechanisms(sim: LoadedConfig, files, settings: Settings) -> tuple[Path | No
     usage = _usage(files, components)
     if settings.engine.is_coreneuron:  # what CoreNEURON lacks is refused before anything is compiled
         check_builtins_for_coreneuron(declared_names(mech_dir, users_folder=not installed), usage)
+    if settings.uses_file_mode:
+        _check_file_mode(usage)
     if mech_dir is None:
         return None, []
     if installed:
@@ -170,6 +172,18 @@ def _mechanisms(sim: LoadedConfig, files, settings: Settings) -> tuple[Path | No
     if settings.engine.is_coreneuron:
         return check_for_coreneuron(mechanisms, usage), mechanisms.notes(coreneuron=True, used=used)
     return mechanisms.neuron_build, mechanisms.notes()
+
+
+def _check_file_mode(usage: dict[str, set[str]]) -> None:
+    """File mode reads spike times back on the dt grid; artificial cells (IntFire1) spike between steps."""
+    from bmtk_scaling.mechanisms.network import STAND_INS
+
+    cells = sorted(label for label, names in usage.items() if names & set(STAND_INS))
+    if cells:
+        raise ConfigError(f"CoreNEURON file mode cannot run artificial point neurons ({', '.join(cells)} use "
+                          f"{', '.join(sorted(STAND_INS))}): it reads spike times back on the dt grid and these "
+                          "cells spike between steps; set bmtk_scaling.coreneuron.file_mode false (configure "
+                          "--no-file-mode)")
 
 
 def _usage(files, components: dict[str, Path]) -> dict[str, set[str]]:
