@@ -8,6 +8,7 @@ fresh ``mpiexec``, spikes compared exactly with stock's. A variant refused befor
 on a network whose mechanisms it cannot load) is listed with the reason.
 
     python bench/real_networks.py [--ranks 1 2] [--tstop 500] [--fixture-cells 300] [--skip-corpus]
+                                  [--networks fixture bio_14cells bio_450cells]
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def main() -> int:
     parser.add_argument("--tstop", type=float, default=500.0, help="ms, for every network")
     parser.add_argument("--fixture-cells", type=int, default=300, help="cells of the scaled fixture (4:1 exc:inh)")
     parser.add_argument("--skip-corpus", action="store_true", help="only the fixture")
+    parser.add_argument("--networks", nargs="+", help="only these (fixture, bio_14cells, bio_450cells)")
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
@@ -85,6 +87,8 @@ def main() -> int:
                 networks.update(_corpus(tmp, args.tstop))
             else:
                 print(f"bmtk's examples are not here ({CORPUS}): the fixture only")
+        if args.networks:
+            networks = {k: v for k, v in networks.items() if k.split()[0] in args.networks}
         for name, config in networks.items():
             synapses = _count_edges(config)
             for ranks in args.ranks:

@@ -112,7 +112,9 @@ def _is_simulation(config: str | Path) -> bool:
 def configure_simulation(config: str | Path, out: str | Path, *, overwrite: bool = False, **settings: Any) -> Path:
     """Write a new simulation config at ``out``: ``config`` with the given settings changed.
 
-    A ``partition`` map is checked against the network first; a GPU engine needs GPU support here.
+    A ``partition`` map is checked against the network first; a GPU engine needs GPU support here; a
+    CoreNEURON engine gets the mechanism checks ``run`` makes (the user's mod files are compiled into
+    the cache for it), so a network CoreNEURON cannot run is refused here, naming why.
     """
     from bmtk_scaling.config.derive import checked_partition_reference, derive_config, write_config
     from bmtk_scaling.config.settings import read_settings
@@ -123,10 +125,15 @@ def configure_simulation(config: str | Path, out: str | Path, *, overwrite: bool
     if settings.get("partition") is not None:
         settings["partition"] = checked_partition_reference(loaded.path, settings["partition"])
     new = derive_config(loaded.data, **settings)
-    if read_settings(new).engine.gpu:
+    chosen = read_settings(new)
+    if chosen.engine.gpu:
         from bmtk_scaling.environment import require_gpu_support
 
         require_gpu_support()
+    if chosen.engine.is_coreneuron:  # every reason CoreNEURON cannot run it, before a config is written
+        from bmtk_scaling.run.preflight import check_engine
+
+        check_engine(loaded.path, chosen)
     return write_config(new, loaded.path, Path(out), overwrite=overwrite)
 
 

@@ -119,6 +119,24 @@ def test_lean_modes_equal_stock_on_the_fixture(lean_net):
         assert np.array_equal(got, stock), name
 
 
+def test_linear_initial_mechanism_and_lif_cells_run_on_coreneuron(tmp_path):
+    """The fixture with a LINEAR-initial channel (kl3.mod) and IntFire1 cells: CoreNEURON on 2 ranks gives stock's
+    spikes, the LIF cells fire, and the run says once what was done for each."""
+    net = build_fixture(tmp_path / "net", n_lif=3, linear_channel=True)
+    proc = cli("compare", str(net / "config.simulation.json"), "--ranks", "2", "--out", str(tmp_path / "cmp"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert [v["variant"] for v in report["variants"]] == ["bmtk_neuron", "neuron_psolve", "coreneuron"]
+    assert report["variants"][2]["summary"]["engine"] == "CoreNEURON"
+    assert all(v["spikes_vs_stock"]["identical"] for v in report["variants"])
+    stock = read_spikes(tmp_path / "cmp" / "bmtk_neuron" / "spikes.h5")
+    assert set(stock["node_id"]) >= {12, 13, 14}  # every LIF cell fires
+    notes = report["variants"][2]["notes"]
+    assert sum(n.startswith("kl3.mod: NEURON translates it as not thread safe") for n in notes) == 1, notes
+    assert sum(n.startswith("IntFire1 cells run as") for n in notes) == 1, notes
+    assert not (tmp_path / "fixture_components" / "mechanisms" / "x86_64").exists()  # the user's folder: read only
+
+
 def test_configs_derived_elsewhere_run_from_anywhere(fixture_net, tmp_path):
     """A derived config in another folder keeps naming the same files (bare relative network, $COMPONENT_DIR)."""
     elsewhere = tmp_path / "somewhere" / "else"
@@ -161,17 +179,20 @@ def corpus(tmp_path_factory) -> Path:
     return root
 
 
-def test_bio_14cells_matches_stock_and_names_why_coreneuron_cannot_run(corpus):
+def test_bio_14cells_matches_stock_on_every_engine(corpus):
+    """NaV.mod (a LINEAR initial block) and IntFire1 cells run on CoreNEURON (2 ranks) with stock's spikes."""
     net = corpus / "bio_14cells"
     proc = cli("compare", str(net / "config.simulation.json"), "--ranks", "2", "--out", str(corpus / "cmp14"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((corpus / "cmp14" / "compare.json").read_text())
-    assert [v["variant"] for v in report["variants"]] == ["bmtk_neuron", "neuron_psolve"]
+    assert [v["variant"] for v in report["variants"]] == ["bmtk_neuron", "neuron_psolve", "coreneuron"]
+    assert report["variants"][2]["summary"]["engine"] == "CoreNEURON"
+    assert report["variants"][0]["summary"]["spikes"] > 50
     assert all(v["spikes_vs_stock"]["identical"] for v in report["variants"])
-    (skipped,) = report["skipped"]
-    assert skipped["variant"] == "coreneuron"
-    for needle in ("PV1 uses NaV", "LINEAR", "LIF_exc uses IntFire1"):  # both obstacles, with the cells they block
-        assert needle in skipped["reason"], skipped["reason"]
+    notes = report["variants"][2]["notes"]
+    assert any(n.startswith("NaV.mod: NEURON translates it as not thread safe") for n in notes), notes
+    assert any(n.startswith("IntFire1 cells run as BmtkScalingIntFire1") for n in notes), notes
+    assert not any("NaV" in n for n in report["variants"][1]["notes"])  # NEURON runs say nothing of it
     for name in ("membrane_potential.h5", "calcium_concentration.h5", "syn_report.h5"):  # its netcon report too
         with h5py.File(corpus / "cmp14" / "bmtk_neuron" / name) as a, \
                 h5py.File(corpus / "cmp14" / "neuron_psolve" / name) as b:
@@ -185,8 +206,30 @@ def test_bio_450cells_matches_stock(corpus):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((corpus / "cmp450" / "compare.json").read_text())
     assert report["variants"][0]["summary"]["spikes"] > 20
-    assert all(v["spikes_vs_stock"]["identical"] for v in report["variants"])  # shared on 2 ranks
+    assert [v["variant"] for v in report["variants"]] == ["bmtk_neuron", "neuron_psolve", "coreneuron"]
+    assert report["variants"][2]["summary"]["engine"] == "CoreNEURON"  # its circuit config names NEURON
+    assert all(v["spikes_vs_stock"]["identical"] for v in report["variants"])  # shared on 2 ranks, both engines
     assert not [n for n in report["variants"][1]["notes"] if "built by bionet" in n]  # all lean but point targets
+
+
+def test_bio_14cells_configured_for_coreneuron_runs_on_one_rank(corpus):
+    """As a user would: configure --engine coreneuron, then run --ranks 1; spikes equal the stock run above."""
+    stock = corpus / "cmp14" / "bmtk_neuron" / "spikes.h5"
+    if not stock.is_file():
+        pytest.skip("needs the stock run of the bio_14cells compare test")
+    net = corpus / "bio_14cells"
+    proc = cli("configure", str(net / "config.simulation.json"), "--engine", "coreneuron", "--out",
+               str(net / "cn.json"))
+    assert proc.returncode == 0 and "run it:" in proc.stdout, proc.stdout + proc.stderr
+    data = json.loads((net / "cn.json").read_text())
+    data["output"]["output_dir"] = "$BASE_DIR/out_cn1"
+    (net / "cn.json").write_text(json.dumps(data))
+    proc = cli("run", str(net / "cn.json"), "--ranks", "1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "CoreNEURON" in (net / "out_cn1" / "log.txt").read_text()
+    assert sum(line.strip().startswith("note: NaV.mod") for line in proc.stdout.splitlines()) == 1, proc.stdout
+    got = read_spikes(net / "out_cn1" / "spikes.h5")[["node_id", "timestamp"]].to_numpy()
+    assert np.array_equal(got, read_spikes(stock)[["node_id", "timestamp"]].to_numpy())
 
 
 @pytest.mark.parametrize(("name", "compared"), [("bio_14cells", "cmp14"), ("bio_450cells", "cmp450")])

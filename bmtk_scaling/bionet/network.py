@@ -3,8 +3,8 @@
 A ``BioNetwork`` subclass, so everything in bionet keeps working; it adds what the config's
 ``bmtk_scaling`` section asks for: cells placed on the ranks a partition map names
 (:mod:`placement`), cells built without bmtk's per-cell ``define_shape`` (``cell_build``), lean
-synapse instantiation (:mod:`lean_edges`) and one part of the rank's cells at a time
-(``build_part``, :mod:`build_cycles`).
+synapse instantiation (:mod:`lean_edges`), one part of the rank's cells at a time (``build_part``,
+:mod:`build_cycles`) and, on CoreNEURON, IntFire1 cells as the plugin's stand-in (:mod:`point_cells`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from bmtk_scaling._bmtk_private import counting_cell_builds, lean_cell_loading, 
 from bmtk_scaling.bionet.build_cycles import part_rows
 from bmtk_scaling.bionet.lean_edges import LeanEdgesMixin
 from bmtk_scaling.bionet.placement import PartitionedBioNetwork
+from bmtk_scaling.bionet.point_cells import use_stand_ins
 from bmtk_scaling.progress import report
 
 pc = h.ParallelContext()
@@ -33,7 +34,10 @@ class ScalingBioNetwork(LeanEdgesMixin, PartitionedBioNetwork):
         from bmtk_scaling.config.settings import read_settings
 
         network = super().from_config(conf, **properties)
-        network.cell_build = read_settings(conf).cell_build
+        settings = read_settings(conf)
+        network.cell_build = settings.cell_build
+        if settings.engine.is_coreneuron:  # IntFire1 cells as the plugin's CoreNEURON-ready stand-in
+            use_stand_ins()
         return network
 
     def rows_to_build(self) -> dict[str, list[int]] | None:

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
+import bmtk_scaling.mechanisms.mend as mend
 from bmtk_scaling.errors import BmtkScalingError
 
 __all__ = [
@@ -103,7 +104,8 @@ def _build_key(mods: list[Path], nrnivmodl: Path, coreneuron: bool = True) -> st
         version = metadata.version("neuron")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    for item in (version, str(nrnivmodl.parent.resolve()), _arch(), "" if coreneuron else "neuron-only"):
+    for item in (version, str(nrnivmodl.parent.resolve()), _arch(), "" if coreneuron else "neuron-only",
+                 f"mend {mend.MEND_VERSION}"):
         digest.update(item.encode() + b"\0")
     for mod in mods:
         digest.update(mod.name.encode() + b"\0" + mod.read_bytes() + b"\0")
@@ -174,11 +176,19 @@ def compile_mechanisms(source: Path | Sequence[Path], coreneuron: bool = True) -
                      " ".join(["nrnivmodl", *cmd[1:-1]]))
             proc = _compile(cmd, staging, env, len(mods) * (2 if coreneuron else 1))
             mended: list[str] = []
-            while proc.returncode != 0 and (fixed := _mend_generated_sources(staging, proc.stdout, mended)):
-                mended += fixed  # make keeps the mended, newer sources and compiles them
+            v_copies: list[str] = []
+            while True:  # make keeps the mended, newer sources and compiles them
+                fixed = mend.duplicate_helpers(staging, proc.stdout, mended) if proc.returncode != 0 else []
+                moved = mend.v_copies(staging, _arch()) if coreneuron else []
+                if not fixed and not moved:
+                    break
+                mended += fixed
+                v_copies += moved
                 proc = _compile(cmd, staging, env, len(mods) * (2 if coreneuron else 1))
             if mended:
                 (staging / "mended.json").write_text(json.dumps(sorted(set(mended))) + "\n")
+            if v_copies:
+                (staging / "v_copies.json").write_text(json.dumps(sorted(set(v_copies))) + "\n")
             if proc.returncode != 0 or not _is_complete(staging, coreneuron):
                 tail = "\n".join(proc.stdout.splitlines()[-40:])
                 failed = sorted(set(_FAILED_MOD.findall(proc.stdout)) & {m.stem for m in mods})
@@ -216,40 +226,15 @@ def _compile(cmd: list[str], cwd: Path, env: dict, steps: int) -> subprocess.Com
 
 
 def mended_sources(build_dir: Path) -> list[str]:
-    """The mod files whose generated CoreNEURON sources :func:`compile_mechanisms` had to mend."""
+    """The mod files whose generated CoreNEURON sources repeated a solver helper (mended, :mod:`.mend`)."""
     path = Path(build_dir) / "mended.json"
     return json.loads(path.read_text()) if path.is_file() else []
 
 
-_DUPLICATE_HELPER = re.compile(r"([\w./-]+\.cpp):\d+:\d+: error: redefinition of [^\n]*nmodl::(\w+)::")
-_HELPER_BLOCK = re.compile(r"namespace nmodl \{\nnamespace (\w+) \{\n.*?\}  // namespace \1\n\}  // namespace nmodl\n",
-                           re.S)
-
-
-def _mend_generated_sources(staging: Path, output: str, done: list[str]) -> list[str]:
-    """Remove repeated solver helpers from generated CoreNEURON sources; return the mod files mended.
-
-    NEURON 9's nmodl emits its Crout helper once per solver block, so a mod file with both a KINETIC
-    (sparse) and a LINEAR block (bmtk's NaV.mod) defines it twice and does not compile. The copies are
-    identical: keeping the first is the translation nmodl meant. Each file is mended once at most.
-    """
-    fixed = []
-    for source, _ in _DUPLICATE_HELPER.findall(output):
-        path = staging / source
-        stem = path.stem
-        if stem in done or stem in fixed or not path.is_file():
-            continue
-        text, seen, parts, last = path.read_text(), set(), [], 0
-        for block in _HELPER_BLOCK.finditer(text):
-            if block.group(0) in seen:
-                parts.append(text[last:block.start()])
-                last = block.end()
-            seen.add(block.group(0))
-        if parts:
-            path.write_text("".join(parts) + text[last:])
-            os.utime(path)  # newer than its mod file: make compiles it instead of translating again
-            fixed.append(stem)
-    return fixed
+def v_copies_mended(build_dir: Path) -> list[str]:
+    """The mod files whose CoreNEURON translation was given NEURON's layout without a copy of v (:mod:`.mend`)."""
+    path = Path(build_dir) / "v_copies.json"
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 _TRANSLATING = re.compile(r"NMODL\S*\s+\S+\.mod|^Translating \S+\.mod")  # CoreNEURON's nmodl, NEURON's nocmodl

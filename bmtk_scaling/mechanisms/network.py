@@ -18,8 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bmtk_scaling.errors import BmtkScalingError
-from bmtk_scaling.mechanisms.build import CompileError, compile_mechanisms, mended_sources, project_components_dir
+from bmtk_scaling.mechanisms.build import (
+    CompileError,
+    compile_mechanisms,
+    mended_sources,
+    project_components_dir,
+    v_copies_mended,
+)
 
+# NEURON built-ins CoreNEURON lacks -> the plugin's CoreNEURON-ready stand-in (bionet/point_cells.py builds it)
+STAND_INS = {"IntFire1": "BmtkScalingIntFire1"}
 _DEFINES = re.compile(r"^\s*(SUFFIX|POINT_PROCESS|ARTIFICIAL_CELL)\s+(\w+)", re.M)
 _COMMENT = re.compile(r":[^\n]*|COMMENT.*?ENDCOMMENT", re.S)
 
@@ -33,7 +41,8 @@ class NetworkMechanisms:
     neuron_build: Path  # folder with <arch>/libnrnmech.so of every mod file: for NEURON runs
     defines: dict[str, str]  # mechanism name (SUFFIX, POINT_PROCESS, ARTIFICIAL_CELL) -> mod file it comes from
     replaced: dict[str, str] = field(default_factory=dict)  # mod file -> what stands in for it
-    mended: tuple[str, ...] = ()  # mod files whose generated CoreNEURON sources were mended
+    mended: tuple[str, ...] = ()  # mod files whose generated CoreNEURON sources repeated a solver helper (mended)
+    v_copies: tuple[str, ...] = ()  # mod files NEURON lays out without a copy of v; CoreNEURON's side made to match
     coreneuron_error: str | None = None  # why some (or all) mod files cannot run on CoreNEURON
     not_for_coreneuron: tuple[str, ...] = ()  # the mod files that error names (empty: all of them)
 
@@ -54,10 +63,28 @@ class NetworkMechanisms:
                 failed |= {f + ".mod" for f in err.failed}
         return None
 
-    def notes(self) -> list[str]:
+    def notes(self, coreneuron: bool = False, used: set[str] | None = None) -> list[str]:
+        """What the user should know about the build for a run (``coreneuron``) that uses the mechanisms ``used``
+        (None: all); what concerns CoreNEURON only is said on CoreNEURON runs, of mod files the network uses."""
         lines = [f"{name}: replaced by {what}" for name, what in self.replaced.items()]
-        lines += [f"{name}.mod: its generated CoreNEURON source repeated a solver helper (nmodl); mended"
-                  for name in self.mended]
+        if not coreneuron:
+            return lines
+        files = {self.defines[n] for n in (used if used is not None else self.defines) if n in self.defines}
+        for stem in sorted(set(self.v_copies) | set(self.mended)):  # one line per mod file
+            if f"{stem}.mod" not in files:
+                continue
+            done = []
+            if stem in self.v_copies:
+                done.append("NEURON translates it as not thread safe (a LINEAR or NONLINEAR block) and keeps no copy "
+                            "of v, so CoreNEURON's translation was given the same layout")
+            if stem in self.mended:
+                done.append("a solver helper nmodl repeats in its CoreNEURON source was removed")
+            lines.append(f"{stem}.mod: {'; '.join(done)} (in the cache build only: your file is unchanged, and "
+                         "NEURON computes the initial state from it as stock does)")
+        for builtin, stand_in in STAND_INS.items():
+            if stand_in in self.defines and (used is None or builtin in used):
+                lines.append(f"{builtin} cells run as {stand_in} on CoreNEURON (the same cell, whose refractory "
+                             "period ends at the next input instead of with a self-event)")
         if self.coreneuron_error:
             lines.append(f"{', '.join(self.not_for_coreneuron) or 'the mechanisms of ' + str(self.source)} cannot "
                          f"run on CoreNEURON: {self.coreneuron_error}")
@@ -91,15 +118,19 @@ def prepare(mech_dir: Path) -> NetworkMechanisms:
             replaced[name] = "the plugin's vecstim.mod (the same VecStim, with what CoreNEURON needs to load it)"
     if not any("VecStim" in defined_names(p) for p in mods.values()):
         mods["vecstim.mod"] = ours  # spike inputs need VecStim on either engine
+    stand_in = ours.with_name("intfire1_core.mod")
+    if not any(set(STAND_INS.values()) & set(defined_names(p)) for p in mods.values()):
+        mods[stand_in.name] = stand_in  # IntFire1 cells on CoreNEURON (bionet/point_cells.py)
     files = sorted(mods.values(), key=lambda p: p.name)
     defines = {name: mod.name for mod in files for name in defined_names(mod)}
-    neuron_build, coreneuron_error, failed, mended = None, None, set(), ()
+    neuron_build, coreneuron_error, failed, mended, v_copies = None, None, set(), (), ()
     try:
         build = compile_mechanisms(files, coreneuron=True)
     except CompileError as err:
         coreneuron_error, failed = str(err).splitlines()[0], {f + ".mod" for f in err.failed}
     else:
         neuron_build, mended = build, tuple(mended_sources(build))  # its NEURON library holds every mod file
+        v_copies = tuple(v_copies_mended(build))
         differ = _layouts_differ(build, files)
         if differ:
             coreneuron_error = (f"NEURON and CoreNEURON translate {', '.join(sorted(differ))} into different data "
@@ -116,8 +147,8 @@ def prepare(mech_dir: Path) -> NetworkMechanisms:
             neuron_build = compile_mechanisms(files, coreneuron=False)
         except CompileError as err:
             raise BmtkScalingError(f"the mechanisms in {mech_dir} do not compile for NEURON either: {err}") from None
-    return NetworkMechanisms(mech_dir, tuple(files), neuron_build, defines, replaced, mended, coreneuron_error,
-                             tuple(sorted(failed)))
+    return NetworkMechanisms(mech_dir, tuple(files), neuron_build, defines, replaced, mended, v_copies,
+                             coreneuron_error, tuple(sorted(failed)))
 
 
 def _not_thread_safe(build: Path, mod_name: str) -> bool:
@@ -217,21 +248,39 @@ def check_defined(mechanisms: NetworkMechanisms, usage: dict[str, set[str]]) -> 
                                "add their mod files to the mechanisms folder (components.mechanisms_dir)")
 
 
+def declared_names(mech_dir: Path | None, users_folder: bool) -> set[str]:
+    """The mechanism names a run's build will define, read from the mod files (nothing compiled).
+
+    A user's folder is compiled with the plugin's stand-ins (:data:`STAND_INS`) added.
+    """
+    names = {n for mod in mod_files(mech_dir) for n in defined_names(mod)} if mech_dir and mech_dir.is_dir() else set()
+    return names | set(STAND_INS.values()) if users_folder else names
+
+
+def _users(needs: dict[str, set[str]]) -> str:
+    return "; ".join(f"{label} uses {', '.join(sorted(names))}" for label, names in sorted(needs.items()) if names)
+
+
+def check_builtins_for_coreneuron(defined: set[str], usage: dict[str, set[str]]) -> None:
+    """BmtkScalingError, before anything is compiled, when cells use a NEURON built-in that CoreNEURON lacks and
+    that no mod file (nor a plugin stand-in) of the build defines (``extracellular`` and the like)."""
+    absent = {label: {n for n in names if n in NEURON_ONLY and n not in defined and STAND_INS.get(n) not in defined}
+              for label, names in usage.items()}
+    if _users(absent):
+        raise BmtkScalingError(f"this network cannot run on CoreNEURON: cells use NEURON built-in mechanisms that "
+                               f"CoreNEURON does not have ({_users(absent)}): add a CoreNEURON-compatible mod file "
+                               "that defines them to the mechanisms folder, or run it on NEURON (--engine neuron)")
+
+
 def check_for_coreneuron(mechanisms: NetworkMechanisms, usage: dict[str, set[str]]) -> Path:
     """The build a CoreNEURON run loads; BmtkScalingError, before anything is built, when cells need a
     mechanism CoreNEURON cannot have.
 
     ``usage``: cell type (a label) -> the mechanism names it uses (:func:`mechanisms_used`).
     """
-    def users(needs: dict[str, set[str]]) -> str:
-        return "; ".join(f"{label} uses {', '.join(sorted(names))}" for label, names in sorted(needs.items()) if names)
-
+    users = _users
+    check_builtins_for_coreneuron(set(mechanisms.defines), usage)
     problems = []
-    absent = {label: {n for n in names if n in NEURON_ONLY and n not in mechanisms.defines}
-              for label, names in usage.items()}
-    if users(absent):
-        problems.append(f"cells use NEURON built-in mechanisms that CoreNEURON does not have ({users(absent)}): add a "
-                        "CoreNEURON-compatible mod file that defines them to the mechanisms folder")
     build = mechanisms.neuron_build
     if mechanisms.coreneuron_error is not None:
         blocked = set(mechanisms.not_for_coreneuron) or set(mechanisms.defines.values())
@@ -267,6 +316,9 @@ def mechanisms_used(node_types: list[dict], models_dir: Path | None, templates_d
             names |= _json_mechanisms(Path(models_dir) / params)
         if template.startswith("nml:") and models_dir is not None:
             names |= _nml_mechanisms(Path(models_dir) / template[4:])
+        processing = str(row.get("model_processing") or "")
+        if "extracellular" in processing.split(","):  # bmtk's processor inserts the extracellular mechanism
+            names.add("extracellular")
         if template.startswith("nrn:"):  # a NEURON point process as the whole cell (IntFire1, ...)
             names.add(template[4:])
         if template.startswith("hoc:") and templates_dir is not None:

@@ -89,6 +89,17 @@ def plan_run(config: str | Path, ranks: int, check_output: bool = True, check_me
                    dt=dt, mechanisms_dir=mech_dir, notes=tuple(notes), memory=memory)
 
 
+def check_engine(config: str | Path, settings: Settings) -> tuple[str, ...]:
+    """The mechanism checks ``run`` makes, for a config about to be derived with ``settings`` (``configure``).
+
+    Raises BmtkScalingError where the engine cannot run the network (for CoreNEURON: built-ins it
+    lacks, mod files it cannot translate or lays out differently); returns the notes a run would print.
+    The user's mechanisms are compiled into the cache, as the run would compile them.
+    """
+    sim = load_config(config)
+    return tuple(_mechanisms(sim, network_files(sim.path), settings)[1])
+
+
 def check_timeout(timeout: float) -> float:
     """A run's time limit: a positive, finite number of seconds (NaN would never fire, a negative one at once)."""
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0:
@@ -204,21 +215,46 @@ def _mechanisms(sim: LoadedConfig, files, settings: Settings) -> tuple[Path | No
     it is; any other folder is the user's: compiled into the cache for both engines, never written.
     """
     from bmtk_scaling.mechanisms import ensure_compiled
-    from bmtk_scaling.mechanisms.network import check_defined, check_for_coreneuron, prepare
+    from bmtk_scaling.mechanisms.network import (
+        check_builtins_for_coreneuron,
+        check_defined,
+        check_for_coreneuron,
+        declared_names,
+        prepare,
+    )
 
     components = _component_dirs(sim)
     mech_dir = components.get("mechanisms_dir")
+    installed = mech_dir is not None and ((mech_dir / ".bmtk-scaling-build-key").exists()
+                                          or any(mech_dir.glob("*/.bmtk-scaling-build-key")))
+    usage = _usage(files, components)
+    if settings.engine.is_coreneuron:  # what CoreNEURON lacks is refused before anything is compiled
+        check_builtins_for_coreneuron(declared_names(mech_dir, users_folder=not installed), usage)
+    if settings.uses_file_mode:
+        _check_file_mode(usage)
     if mech_dir is None:
         return None, []
-    if (mech_dir / ".bmtk-scaling-build-key").exists() or any(mech_dir.glob("*/.bmtk-scaling-build-key")):
+    if installed:
         ensure_compiled(mech_dir, coreneuron=settings.engine.is_coreneuron)
         return mech_dir, []
     mechanisms = prepare(mech_dir)
-    usage = _usage(files, components)
     check_defined(mechanisms, usage)
+    used = set().union(*usage.values()) if usage else set()
     if settings.engine.is_coreneuron:
-        return check_for_coreneuron(mechanisms, usage), mechanisms.notes()
+        return check_for_coreneuron(mechanisms, usage), mechanisms.notes(coreneuron=True, used=used)
     return mechanisms.neuron_build, mechanisms.notes()
+
+
+def _check_file_mode(usage: dict[str, set[str]]) -> None:
+    """File mode reads spike times back on the dt grid; artificial cells (IntFire1) spike between steps."""
+    from bmtk_scaling.mechanisms.network import STAND_INS
+
+    cells = sorted(label for label, names in usage.items() if names & set(STAND_INS))
+    if cells:
+        raise ConfigError(f"CoreNEURON file mode cannot run artificial point neurons ({', '.join(cells)} use "
+                          f"{', '.join(sorted(STAND_INS))}): it reads spike times back on the dt grid and these "
+                          "cells spike between steps; set bmtk_scaling.coreneuron.file_mode false (configure "
+                          "--no-file-mode)")
 
 
 def _usage(files, components: dict[str, Path]) -> dict[str, set[str]]:
@@ -254,4 +290,4 @@ def _with_circuit(sim: LoadedConfig) -> list[LoadedConfig]:
     return out
 
 
-__all__ = ["RunPlan", "check_output_location", "check_timeout", "plan_run"]
+__all__ = ["RunPlan", "check_engine", "check_output_location", "check_timeout", "plan_run"]

@@ -159,6 +159,9 @@ def _substitute(node: Any, loaded, key: object = None, section: object = None) -
     return node
 
 
+_RUN_KEYS = ("target_simulator", "bmtk_scaling")
+
+
 def resolved_for_bmtk(config_path: Path, out_dir: Path | None = None, mechanisms_dir: Path | None = None
                       ) -> dict[str, Any]:
     """A simulation config with its circuit config merged in and every manifest path made absolute.
@@ -173,7 +176,11 @@ def resolved_for_bmtk(config_path: Path, out_dir: Path | None = None, mechanisms
     if network:
         circuit = load_config(sim.resolve(network))
         for key, value in _substitute({k: v for k, v in circuit.data.items() if k != "manifest"}, circuit).items():
-            resolved[key] = value  # as bmtk merges them: a section of the circuit config replaces the simulation's
+            # as bmtk merges them: a section of the circuit config replaces the simulation's, except the engine and
+            # the plugin's settings, which are the simulation config's (as the preflight reads them): bmtk's
+            # bio_450cells names target_simulator NEURON in its circuit config too
+            if key not in _RUN_KEYS or key not in resolved:
+                resolved[key] = value
     section = resolved.get("bmtk_scaling") or {}
     if isinstance(section, dict) and section.get("partition"):
         section["partition"] = str(sim.resolve(section["partition"]))
