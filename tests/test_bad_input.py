@@ -115,7 +115,7 @@ def test_output_dir_that_is_the_network_folder(net, tmp_path):
 
 def test_output_dir_that_holds_an_input(net, tmp_path):
     _edit(net / "simulation_config.json", output__output_dir="$BASE_DIR/..")
-    refused(tmp_path, "run", str(net / "simulation_config.json"), needle="an input of this run")
+    refused(tmp_path, "run", str(net / "simulation_config.json"), needle="an input of simulation_config.json")
 
 
 def test_output_dir_with_files_we_did_not_write(net, tmp_path):
@@ -369,3 +369,172 @@ def test_two_writers_of_one_folder(tmp_path):
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err[-2000:]
     assert json.loads((tmp_path / "same" / "network_parameters.json").read_text())["kind"] == "ping_assembly"
+
+
+# --- one gate for every write: each command's output paths against hostile targets --------------------------------
+#
+# In-process (click's runner): every case is refused before any work, so each takes milliseconds, not an
+# interpreter start. The tree (files by content, links by target) must be unchanged afterwards.
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every entry under ``root``, links not followed: a file by its hash, a link by its target, a folder by name."""
+    out = {}
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = Path(folder) / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                out[rel] = "link:" + os.readlink(path)
+            elif path.is_dir():
+                out[rel] = "dir"
+            elif path.is_file():
+                out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                out[rel] = "special"
+    return out
+
+
+def in_process(*args: str, env: dict | None = None):
+    """The CLI in this process: (exit status, stderr)."""
+    from click.testing import CliRunner
+
+    from bmtk_scaling.cli import main
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        result = CliRunner().invoke(main, [str(a) for a in args], env=env, catch_exceptions=False)
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    return result.exit_code, result.stderr
+
+
+def refused_here(tmp: Path, *args: str, needles: tuple[str, ...], env: dict | None = None) -> str:
+    before = _tree(tmp)
+    code, err = in_process(*args, env=env)
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and len(lines) == 1, err[-2000:]
+    assert any(n in lines[0] for n in needles), lines[0]
+    after = _tree(tmp)
+    assert after == before, f"changed: {sorted(set(after.items()) ^ set(before.items()))[:6]}"
+    return lines[0]
+
+
+@pytest.fixture
+def read_only():
+    """Make a folder read-only even for root (chattr +i; chmod where not root), undone afterwards."""
+    done = []
+
+    def make(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0:
+            folder.chmod(0o555)
+            done.append(lambda: folder.chmod(0o755))
+            return folder
+        proc = subprocess.run(["chattr", "+i", str(folder)], capture_output=True)
+        if proc.returncode != 0:
+            pytest.skip(f"chattr +i does not work here: {proc.stderr.decode().strip()}")
+        done.append(lambda: subprocess.run(["chattr", "-i", str(folder)], check=True))
+        return folder
+
+    yield make
+    for undo in done:
+        undo()
+
+
+SPEC_TEXT = "name: s\nnetworks: [{builder: pairs, sizes: [{n_pairs: 2}]}]\nranks: [1]\n"
+RESULTS = ",".join(COLUMNS) + "\n" + ",".join(str(v) for v in ["p", "k", 8, 4, 1, 1, 1, "rr", "neuron", 1.0, 2.0, 100])
+
+# command -> (arguments with {P} for the output path, whether it writes a folder, whether it reads the network)
+COMMANDS = {
+    "build --out": (["build", "pairs", "--n-pairs", "2", "--out", "{P}", "--overwrite"], True, False),
+    "partition --out": (["partition", "{CFG}", "--ranks", "2", "--strategy", "round_robin", "--out", "{P}",
+                         "--overwrite"], False, True),
+    "partition --config-out": (["partition", "{CFG}", "--ranks", "2", "--strategy", "round_robin", "--out",
+                                "{T}/map.h5", "--config-out", "{P}", "--overwrite"], False, True),
+    "configure --out": (["configure", "{CFG}", "--engine", "coreneuron", "--out", "{P}", "--overwrite"], False, True),
+    "run --json": (["run", "{CFG}", "--json", "{P}"], False, True),
+    "run output_dir": (["run", "{CFG}"], True, True),
+    "compare --out": (["compare", "{CFG}", "--out", "{P}", "--overwrite"], True, True),
+    "sweep --slurm": (["sweep", "{SPEC}", "--slurm", "{P}", "--overwrite"], True, False),
+    "sweep --out": (["sweep", "{SPEC}", "--out", "{P}", "--max-points", "1", "--no-progress"], True, False),
+    "report --out": (["report", "{CSV}", "--out", "{P}"], True, False),
+    "demo --out": (["demo", "--out", "{P}", "--overwrite"], True, False),
+}
+TARGETS = ("input", "in components", "user's", "symlink", "symlink loop", "read-only", "folder-for-file swap")
+NEEDLES = {"input": ("input",), "in components": ("input folder",),
+           "user's": ("did not write", "bmtk-scaling wrote"), "symlink loop": ("symlink loop",),
+           "read-only": ("not writable",),
+           "folder-for-file swap": ("is a file, not a folder", "is a folder, not a file")}
+
+
+def _target(kind: str, command: str, folder: bool, reads_network: bool, net: Path, tmp: Path, read_only) -> Path | None:
+    """The hostile path of ``kind`` for ``command`` (None where the command has no such target)."""
+    beside = command == "partition --config-out"  # a new config goes beside its source: targets in the network
+    home = net if beside else tmp
+    if kind == "input":
+        if reads_network:
+            if command == "run output_dir":
+                return net / "network"  # the config's own folder has its own message (below)
+            return net if folder else (net / "circuit_config.json" if beside else net / "network" / "pairs_nodes.h5")
+        return {"sweep --slurm": tmp / "study", "sweep --out": tmp / "study", "report --out": tmp / "res"}.get(command)
+    if kind == "in components":
+        return (net / "components" / ("out" if folder else "x.json")) if reads_network else None
+    mine = tmp / "mine" / ("network" if command == "demo --out" else "")  # demo writes OUT/network, OUT/compare
+    if kind == "user's":
+        if folder:
+            mine.mkdir(parents=True, exist_ok=True)
+            (mine / "data.csv").write_text("1,2,3\n")
+            return tmp / "mine"
+        (home / "notes.txt").write_text("my notes\n")
+        return home / "notes.txt"
+    if kind == "symlink":
+        link = home / "link"
+        if reads_network:
+            link.symlink_to(net if folder else net / "circuit_config.json")
+        else:
+            mine.mkdir(parents=True, exist_ok=True)
+            (mine / "data.csv").write_text("1,2,3\n")
+            link.symlink_to(tmp / "mine")
+        return link
+    if kind == "symlink loop":
+        (home / "loop_a").symlink_to(home / "loop_b")
+        (home / "loop_b").symlink_to(home / "loop_a")
+        return home / "loop_a"
+    if kind == "read-only":
+        if beside:
+            return read_only(net) / "new_config.json"
+        return read_only(tmp / "ro") / ("out" if folder else "out.json")
+    if folder:  # folder-for-file swap: a file where a folder is written, or the reverse
+        (tmp / "afile").write_text("x\n")
+        return tmp / "afile"
+    (home / "adir").mkdir()
+    (home / "adir" / "keep.txt").write_text("x\n")
+    return home / "adir"
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_output_path_passes_the_gate(net, tmp_path, read_only, command, target):
+    args, folder, reads_network = COMMANDS[command]
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "s.yaml").write_text(SPEC_TEXT)
+    (tmp_path / "res").mkdir()
+    (tmp_path / "res" / "results.csv").write_text(RESULTS)
+    path = _target(target, command, folder, reads_network, net, tmp_path, read_only)
+    if path is None:
+        pytest.skip(f"{command} reads no input that {target} could name")
+    cfg = net / "simulation_config.json"
+    if command == "run output_dir":
+        _edit(cfg, output__output_dir=str(path))
+    fill = {"{P}": str(path), "{CFG}": str(cfg), "{T}": str(tmp_path), "{SPEC}": str(tmp_path / "study" / "s.yaml"),
+            "{CSV}": str(tmp_path / "res" / "results.csv")}
+    argv = [fill.get(a, a.replace("{T}", str(tmp_path))) for a in args]
+    needles = NEEDLES.get(target) or (NEEDLES["input"] if reads_network else NEEDLES["user's"])
+    if command == "run output_dir" and target == "symlink":
+        needles = ("is the config's own folder",)  # a link to the network's folder, whose config it is
+    if command == "partition --config-out" and target == "in components":
+        needles = ("write the new config beside",)  # a new config is only ever written beside its source
+    refused_here(tmp_path, *argv, needles=needles)
+    assert not list(tmp_path.rglob(".bmtk-scaling-probe-*")) and not list(tmp_path.rglob("*.partial"))

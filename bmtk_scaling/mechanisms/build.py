@@ -68,8 +68,9 @@ def project_components_dir() -> Path:
 
 
 def _cache_root() -> Path:
-    root = os.environ.get(CACHE_ENV)
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "bmtk-scaling"
+    from bmtk_scaling.environment import cache_root as checked_root  # never the filesystem root, checked writable
+
+    return checked_root()
 
 
 def cache_root() -> Path:

@@ -26,8 +26,10 @@ from bmtk_scaling.errors import BmtkScalingError
 from bmtk_scaling.run.launcher import run_config
 from bmtk_scaling.run.preflight import check_timeout, plan_run
 from bmtk_scaling.run.result import result_to_dict
-from bmtk_scaling.sonata.configs import load_config
+from bmtk_scaling.sonata.configs import load_config, protected_inputs
 from bmtk_scaling.sonata.spikes import read_spikes
+
+COMPARE_KIND = "engine comparison"
 
 # (key, label, settings changed from the user's config; None: stock bionet, without the plugin's settings)
 VARIANTS = (
@@ -77,7 +79,8 @@ def compare_engines(config: Path, ranks: int, out_dir: Path | None = None, overw
     base = load_config(config).data
     out_dir = (Path(out_dir) if out_dir else config.parent / f"compare_{ranks}ranks").absolute()
     rows, spikes, skipped = [], {}, []
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+    protected = protected_inputs(load_config(config))
+    with atomic_directory(out_dir, overwrite=overwrite, kind=COMPARE_KIND, protected=protected) as tmp:
 
         def final(path: str) -> str:  # the folder is renamed into place at the end: name paths as they will be
             return str(out_dir / Path(path).relative_to(tmp))

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from bmtk_scaling.atomic import begin_staging, exclusive_lock
-from bmtk_scaling.environment import configure_neuron_environment, mpiexec_path
+from bmtk_scaling.environment import PARENT_ENV, configure_neuron_environment, end_with_parent, mpiexec_path
 from bmtk_scaling.errors import BmtkScalingError, RunFailed
 from bmtk_scaling.run.preflight import check_output_location, check_timeout, plan_run
 from bmtk_scaling.run.rank_main import FAILURE_TAG
@@ -80,10 +80,10 @@ def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = 
             if sites is not None:
                 site_counts = read_rank_counts(scratch, ranks)
             shutil.rmtree(scratch)
-            staging.commit()
         except BaseException:
             staging.abort()
             raise
+        staging.commit()  # if the rename fails, the results stay in staging and the error says where
     spikes = read_spikes(plan.spikes_file)
     return RunResult(config=str(config), ranks=ranks, engine=data["engine"], neuron_loop=data["neuron_loop"],
                      wall_s=wall, spikes_file=str(plan.spikes_file), spike_count=len(spikes), per_rank=data["ranks"],
@@ -118,8 +118,9 @@ def _launch(prefix: list[str], rank_prefix: list[str], config: Path, ranks: int,
     env = configure_neuron_environment(dict(os.environ))
     env["PYTHONUNBUFFERED"] = "1"
     t0 = time.perf_counter()
+    env[PARENT_ENV] = str(os.getpid())
     proc = subprocess.Popen(cmd, cwd=config.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=end_with_parent)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

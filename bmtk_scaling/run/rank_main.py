@@ -24,7 +24,7 @@ import traceback
 from pathlib import Path
 
 from bmtk_scaling.atomic import write_text_atomic
-from bmtk_scaling.environment import configure_neuron_environment, finalize_mpi
+from bmtk_scaling.environment import configure_neuron_environment, end_with_runner, finalize_mpi
 
 FAILURE_TAG = "bmtk-scaling rank"
 
@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, help="write the outputs here (the runner's fresh folder)")
     parser.add_argument("--mechanisms-dir", type=Path, help="load these compiled mechanisms (the runner's choice)")
     args = parser.parse_args(argv)
+    end_with_runner()
     if not args.config.is_file():
         print(f"error: simulation config {args.config} not found", file=sys.stderr)
         return 2
