@@ -58,6 +58,7 @@ def partition_network(config: str | Path, ranks: int, strategy: str = "metis", *
     from bmtk_scaling.partition import METIS_STRATEGIES
     from bmtk_scaling.partition.map_file import MAP_KIND, default_map_path, is_map_file, make_map, write_map
     from bmtk_scaling.sonata.configs import load_config, network_files, protected_inputs
+    from bmtk_scaling.sonata.validate import check_network
 
     files = network_files(config)
     out = Path(out).absolute() if out is not None else default_map_path(files, strategy, ranks, seed)
@@ -70,6 +71,7 @@ def partition_network(config: str | Path, ranks: int, strategy: str = "metis", *
         if Path(os.path.realpath(config_target)) == map_target:
             raise PartitionError(f"--out and --config-out both name {map_target}: give the map and the new config "
                                  "each a path of its own")
+    check_network(files)  # ids, types and weights bionet would read: refused here, not as a traceback
     options = {"edge_weight": edge_weight} if strategy in METIS_STRATEGIES else {}
     pmap = make_map(config, ranks, strategy, seed=seed, cell_costs=cell_costs(config, cost), **options)
     map_file = write_map(pmap, out, overwrite=overwrite, protected=protected)

@@ -110,8 +110,8 @@ def resolve_target(path: str | Path, option: str) -> Path:
         if err.errno == errno.ENAMETOOLONG:
             raise Refused(raw, "name", _too_long(raw, option)) from None
         if err.errno == errno.ENOTDIR:
-            raise Refused(raw, "shape", f"{option} {raw}: a part of it is a file, not a folder; choose another "
-                                        "path") from None
+            raise Refused(raw, "shape", f"cannot write {raw}: a part of it is a file, not a folder; choose another "
+                                        f"{option}") from None
         raise Refused(raw, "unwritable", f"{option} {raw}: {err.strerror or err}; choose another path") from None
     limit = _name_max(real)
     if any(len(os.fsencode(part)) + _ROOM > limit for part in real.parts) or len(os.fsencode(str(real))) > 3800:
@@ -121,12 +121,14 @@ def resolve_target(path: str | Path, option: str) -> Path:
 
 def _name_max(path: Path) -> int:
     folder = path
-    while not folder.is_dir() and folder != folder.parent:
+    while folder != folder.parent:
+        try:
+            if folder.is_dir():
+                return int(os.pathconf(folder, "PC_NAME_MAX"))
+        except (OSError, ValueError):
+            pass
         folder = folder.parent
-    try:
-        return int(os.pathconf(folder, "PC_NAME_MAX"))
-    except (OSError, ValueError):
-        return 255
+    return 255
 
 
 def _too_long(path: Path, option: str) -> str:
