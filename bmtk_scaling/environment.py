@@ -79,6 +79,31 @@ def find_mpi_library() -> Path | None:
     return None
 
 
+def is_whole_library(path: Path) -> bool:
+    """Whether ``path`` is a complete ELF shared library: a truncated one (a full disk, a killed copy) would load
+    and then crash the rank with "Bus error" far from its cause, so it is rebuilt instead."""
+    import struct
+
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        return False
+    if len(head) < 52 or head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
+        return False
+    order = "<" if head[5] == 1 else ">"
+    if head[4] == 2:  # 64-bit: e_shoff at 0x28, e_shentsize and e_shnum at 0x3A
+        if len(head) < 64:
+            return False
+        (shoff,) = struct.unpack_from(order + "Q", head, 0x28)
+        shentsize, shnum = struct.unpack_from(order + "HH", head, 0x3A)
+    else:
+        (shoff,) = struct.unpack_from(order + "I", head, 0x20)
+        shentsize, shnum = struct.unpack_from(order + "HH", head, 0x2E)
+    return shoff + shentsize * shnum <= size
+
+
 def configure_neuron_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
     """Set the variables NEURON reads at import time, keeping any the user set explicitly.
 

@@ -830,3 +830,17 @@ def test_sigkill_to_run_leaves_no_process_and_the_next_run_cleans_up(tmp_path):
     again = bmtk("run", str(net / "simulation_config.json"), "--ranks", "2", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert partials() == [] and (net / "output" / "spikes.h5").is_file()  # ... and removed by the next run
+
+
+def test_a_truncated_library_is_rebuilt_not_loaded(pristine, tmp_path):
+    """A compiled library cut short (a full disk, a killed copy) would load and crash a rank with "Bus error":
+    a build folder holding one counts as incomplete, so the cache rebuilds it and a network reinstalls it."""
+    from bmtk_scaling.environment import is_whole_library
+    from bmtk_scaling.mechanisms.build import _arch, _is_complete
+
+    build = tmp_path / "mech"
+    shutil.copytree(pristine / "components" / "mechanisms", build)
+    assert _is_complete(build) and all(is_whole_library(p) for p in (build / _arch()).glob("lib*.so"))
+    lib = build / _arch() / "libcorenrnmech.so"
+    lib.write_bytes(lib.read_bytes()[: lib.stat().st_size // 2])
+    assert not is_whole_library(lib) and not _is_complete(build)

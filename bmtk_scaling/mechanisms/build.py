@@ -112,8 +112,11 @@ def _build_key(mods: list[Path], nrnivmodl: Path, coreneuron: bool = True) -> st
 
 
 def _is_complete(build_dir: Path, coreneuron: bool = True) -> bool:
+    from bmtk_scaling.environment import is_whole_library  # a truncated library is rebuilt, not loaded
+
     arch = build_dir / _arch()
-    return (arch / "libnrnmech.so").is_file() and (not coreneuron or (arch / "libcorenrnmech.so").is_file())
+    libraries = [arch / "libnrnmech.so", *([arch / "libcorenrnmech.so"] if coreneuron else [])]
+    return all(lib.is_file() and is_whole_library(lib) for lib in libraries)
 
 
 @contextmanager

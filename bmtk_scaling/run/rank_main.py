@@ -151,13 +151,15 @@ def _sites_notes(settings) -> list[str]:
 
 def _stage_outputs(config: Path, nhost: int, stack: contextlib.ExitStack):
     """The runner's checks and output staging, for a run started without the runner (rank 0 only)."""
-    from bmtk_scaling.atomic import begin_staging, exclusive_lock
+    from bmtk_scaling.atomic import begin_staging, exclusive_lock, read_marker
     from bmtk_scaling.run.preflight import plan_run
 
     plan = plan_run(config, nhost)
     stack.enter_context(exclusive_lock(plan.output_dir))
     staging = begin_staging(plan.output_dir, kind="run output")
-    stack.callback(lambda: staging.folder.exists() and staging.abort())  # left only if the run failed
+    # removed if the run failed; kept (its marker says so) if only the final rename failed: the results are there
+    stack.callback(lambda: staging.folder.exists() and not (read_marker(staging.folder) or {}).get("kept")
+                   and staging.abort())
     for note in plan.notes:
         print(f"bmtk-scaling: {note}", flush=True)
     return staging, plan
