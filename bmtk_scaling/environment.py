@@ -12,12 +12,12 @@ child process, once per process, and :func:`require_gpu_support` is the one chec
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -30,17 +30,28 @@ PARENT_ENV = "BMTK_SCALING_PARENT_PID"  # set for the ranks: they end when the c
 _PR_SET_PDEATHSIG = 1
 
 
-def end_with_parent(signum: int = signal.SIGTERM) -> None:
-    """Have the kernel send ``signum`` to this process when its parent dies (Linux ``PR_SET_PDEATHSIG``).
+def end_with_parent(signum: int = signal.SIGTERM) -> Callable[[], None]:
+    """A ``preexec_fn`` that has the kernel send ``signum`` to the child when this process dies
+    (Linux ``PR_SET_PDEATHSIG``); elsewhere than Linux it does nothing.
 
-    The runner starts mpiexec (or srun) with this as ``preexec_fn``: if the command is killed, even
-    with SIGKILL, mpiexec gets SIGTERM and stops its ranks; each rank also ends with its own parent
-    (:func:`end_with_runner`). Elsewhere than Linux it does nothing.
+    The runner starts mpiexec (or srun) with it: if the command is killed, even with SIGKILL, mpiexec
+    gets SIGTERM and stops its ranks; each rank also ends with its own parent (:func:`end_with_runner`).
+    libc is looked up here, in the parent: the child only makes the call (no loading after fork).
     """
     import ctypes
 
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return lambda: None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the call took effect
+            os.kill(os.getpid(), int(signum))
+
+    return hook
 
 
 def end_with_runner() -> None:
@@ -48,7 +59,12 @@ def end_with_runner() -> None:
     runner = os.environ.get(PARENT_ENV)
     if not runner:
         return
-    end_with_parent(signal.SIGKILL)
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
     try:
         os.kill(int(runner), 0)
     except ProcessLookupError:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bmtk_scaling.atomic import atomic_directory, write_text_atomic
+from bmtk_scaling.atomic import atomic_directory, claim, write_text_atomic
 from bmtk_scaling.config.derive import derive_config, with_settings, write_config
 from bmtk_scaling.config.settings import STOCK
 from bmtk_scaling.errors import BmtkScalingError
@@ -75,11 +75,12 @@ def compare_engines(config: Path, ranks: int, out_dir: Path | None = None, overw
     """Run the three variants of ``config`` on ``ranks`` ranks; write JSON, CSV and a PNG into ``out_dir``."""
     config = Path(config).absolute()
     check_timeout(timeout)
+    out_dir = (Path(out_dir) if out_dir else config.parent / f"compare_{ranks}ranks").absolute()
+    protected = protected_inputs(load_config(config))
+    claim(out_dir, COMPARE_KIND, folder=True, overwrite=overwrite, protected=protected)  # before any check or build
     plan_run(config, ranks, check_output=False)  # the user's config, checked before any variant is written or run
     base = load_config(config).data
-    out_dir = (Path(out_dir) if out_dir else config.parent / f"compare_{ranks}ranks").absolute()
     rows, spikes, skipped = [], {}, []
-    protected = protected_inputs(load_config(config))
     with atomic_directory(out_dir, overwrite=overwrite, kind=COMPARE_KIND, protected=protected) as tmp:
 
         def final(path: str) -> str:  # the folder is renamed into place at the end: name paths as they will be

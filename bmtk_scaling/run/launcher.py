@@ -120,7 +120,7 @@ def _launch(prefix: list[str], rank_prefix: list[str], config: Path, ranks: int,
     t0 = time.perf_counter()
     env[PARENT_ENV] = str(os.getpid())
     proc = subprocess.Popen(cmd, cwd=config.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, preexec_fn=end_with_parent)
+                            text=True, start_new_session=True, preexec_fn=end_with_parent())
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bmtk_scaling.atomic import Protected, claim, is_json_with, write_text_atomic
+from bmtk_scaling.atomic import Protected, claim, is_json_with, register, write_text_atomic
 from bmtk_scaling.config.settings import Engine
 from bmtk_scaling.errors import BmtkScalingError, RunError
 
@@ -90,6 +90,7 @@ def write_measurements(path: Path, config: Path, data: dict) -> Path:
     try:
         target = claim_measurements(path, config)
         write_text_atomic(target, text)
+        register(target)  # a folder this tool wrote (a network) stays replaceable with the file in it
         return target
     except (OSError, BmtkScalingError) as err:
         fd, kept = tempfile.mkstemp(prefix="bmtk-scaling-run-", suffix=".json")
