@@ -350,9 +350,11 @@ def test_sigterm_to_run_stops_every_rank(tmp_path):
 
 @pytest.mark.slow
 def test_a_stale_partial_is_removed_by_the_next_build(tmp_path):
-    stale = tmp_path / ".out.dead.partial"
-    stale.mkdir()
-    (stale / ".bmtk-scaling").write_text("{}")  # left by a writer that was killed with SIGKILL
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".out.{dead.pid}-dead.partial"
+    stale.mkdir()  # left by a writer that was killed with SIGKILL: its process is gone
+    (stale / ".bmtk-scaling").write_text(json.dumps({"written_by": "bmtk-scaling", "kind": "network", "pid": dead.pid}))
     foreign = tmp_path / ".out.foreign.partial"
     foreign.mkdir()  # not ours: never removed
     proc = bmtk("build", "pairs", "--out", "out", "--n-pairs", "2", cwd=tmp_path)
