@@ -178,15 +178,15 @@ def _check_folder(target: Path, kind: str, overwrite: bool, option: str, resume:
                                       f"{kind!r}: choose another {option} (nothing was deleted)")
     if resume:
         return
-    if not overwrite:
-        raise Refused(target, "exists", f"{option} {target} exists and is not empty: choose another {option}, or "
-                                        "pass --overwrite (overwrite=True) to replace it")
-    foreign = foreign_entries(target, marker)
+    foreign = foreign_entries(target, marker)  # first: --overwrite would not help
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise Refused(target, "foreign", f"{option} {target} also holds {shown}, which bmtk-scaling did not write, so "
                                          f"it is never replaced: move {'them' if len(foreign) > 1 else 'it'} out, or "
                                          f"choose another {option} (nothing was deleted)")
+    if not overwrite:
+        raise Refused(target, "exists", f"{option} {target} exists and is not empty: choose another {option}, or "
+                                        "pass --overwrite (overwrite=True) to replace it")
 
 
 def _check_file(target: Path, kind: str, overwrite: bool, option: str, recognise: Recognise | None) -> None:
