@@ -846,3 +846,17 @@ def test_a_truncated_library_is_rebuilt_not_loaded(pristine, tmp_path):
     lib = build / _arch() / "libcorenrnmech.so"
     lib.write_bytes(lib.read_bytes()[: lib.stat().st_size // 2])
     assert not is_whole_library(lib) and not _is_complete(build)
+
+
+def test_overwrite_replaces_what_the_tool_wrote_there_later(net, tmp_path):
+    """Maps, configs and outputs the tool added to a network it built are its own: --overwrite may replace them."""
+    from bmtk_scaling.atomic import atomic_directory
+
+    assert in_process("partition", _cfg(net), "--ranks", "2", "--strategy", "round_robin", "--config-out",
+                      "sim_rr2.json")[0] == 0
+    assert in_process("configure", _cfg(net), "--engine", "coreneuron", "--out", str(net / "sim_core.json"))[0] == 0
+    with atomic_directory(net / "output", kind="run output") as tmp:
+        (tmp / "spikes.h5").write_bytes(b"an earlier run")
+    code, err = in_process("build", "pairs", "--n-pairs", "2", "--out", str(net), "--overwrite")
+    assert code == 0, err
+    assert not (net / "sim_core.json").exists() and not (net / "partitions").exists()
