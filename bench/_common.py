@@ -38,7 +38,9 @@ def machine() -> dict:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Results file written whole or not at all."""
-    from bmtk_scaling.atomic import write_text_atomic
+    """Results file written whole or not at all, through the gate: it replaces only bench results (JSON with
+    the machine it was measured on), never another file."""
+    from bmtk_scaling.atomic import is_json_with, write_file
 
-    write_text_atomic(Path(path), json.dumps(data, indent=2, default=str) + "\n")
+    write_file(Path(path), json.dumps(data, indent=2, default=str) + "\n", "bench results", overwrite=True,
+               recognise=is_json_with("machine"))

@@ -11,11 +11,12 @@ which Python would otherwise put in their place once imported.
 from __future__ import annotations
 
 import inspect
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bmtk_scaling.config.settings import options
+from bmtk_scaling.config.settings import NESTED_FIELDS, options
 
 
 def build_network(network: str, out_dir: str | Path, *, overwrite: bool = False, compression: str = "none",
@@ -51,28 +52,29 @@ def partition_network(config: str | Path, ranks: int, strategy: str = "metis", *
     synapses, one cell of each type built to measure it), or ``auto`` (measured where cells have
     morphologies).
     """
-    from bmtk_scaling.config.derive import config_out_path, refuse_input_target, write_config_with_partition
-    from bmtk_scaling.errors import BmtkScalingError, PartitionError
+    from bmtk_scaling.atomic import claim
+    from bmtk_scaling.config.derive import config_out_path, write_config_with_partition
+    from bmtk_scaling.errors import PartitionError
     from bmtk_scaling.partition import METIS_STRATEGIES
-    from bmtk_scaling.partition.map_file import default_map_path, make_map, read_map, write_map
-    from bmtk_scaling.sonata.configs import load_config, network_files
+    from bmtk_scaling.partition.map_file import MAP_KIND, default_map_path, is_map_file, make_map, write_map
+    from bmtk_scaling.sonata.configs import load_config, network_files, protected_inputs
+    from bmtk_scaling.sonata.validate import check_network
 
     files = network_files(config)
     out = Path(out).absolute() if out is not None else default_map_path(files, strategy, ranks, seed)
-    refuse_input_target(load_config(config), out, "--out")
-    if out.exists():  # fail before the work, not after; and only a map is ever replaced
-        if not overwrite:
-            raise PartitionError(f"{out} exists: choose another --out, or pass --overwrite to replace it")
-        try:
-            read_map(out)
-        except BmtkScalingError:
-            raise PartitionError(f"{out} is not a partition map, so it is never replaced: choose another "
-                                 "--out") from None
+    protected = protected_inputs(load_config(config))
+    # Every path is checked before the work (and only a map is ever replaced), so nothing is written on a refusal.
+    map_target = claim(out, MAP_KIND, folder=False, overwrite=overwrite, option="--out", protected=protected,
+                       recognise=is_map_file)
     if config_out is not None:
-        config_out_path(config, config_out, overwrite)
+        config_target = config_out_path(config, config_out, overwrite)
+        if Path(os.path.realpath(config_target)) == map_target:
+            raise PartitionError(f"--out and --config-out both name {map_target}: give the map and the new config "
+                                 "each a path of its own")
+    check_network(files)  # ids, types and weights bionet would read: refused here, not as a traceback
     options = {"edge_weight": edge_weight} if strategy in METIS_STRATEGIES else {}
     pmap = make_map(config, ranks, strategy, seed=seed, cell_costs=cell_costs(config, cost), **options)
-    map_file = write_map(pmap, out, overwrite=overwrite)
+    map_file = write_map(pmap, out, overwrite=overwrite, protected=protected)
     written = (write_config_with_partition(config, map_file, config_out, overwrite=overwrite)
                if config_out is not None else None)
     return PartitionResult(map_file=map_file, config=written, metrics=pmap.metrics)
@@ -116,17 +118,26 @@ def configure_simulation(config: str | Path, out: str | Path, *, overwrite: bool
     CoreNEURON engine gets the mechanism checks ``run`` makes (the user's mod files are compiled into
     the cache for it), so a network CoreNEURON cannot run is refused here, naming why.
     """
-    from bmtk_scaling.config.derive import checked_partition_reference, derive_config, write_config
+    from bmtk_scaling.config.derive import checked_partition_reference, claim_config_out, derive_config, write_config
     from bmtk_scaling.config.settings import read_settings
     from bmtk_scaling.sonata.configs import load_config, network_files
 
     loaded = load_config(config)
+    claim_config_out(loaded, Path(out), overwrite, "--out")  # before anything else is checked or measured
     network_files(loaded.path)  # the config names a network whose files exist: a config that runs
     if settings.get("partition") is not None:
         settings["partition"] = checked_partition_reference(loaded.path, settings["partition"])
     new = derive_config(loaded.data, **settings)
     chosen = read_settings(new)
-    if chosen.engine.gpu:
+    engine = chosen.engine
+    ignored = [o for o in options() if o.name in NESTED_FIELDS["coreneuron"] and settings.get(o.name) is not None]
+    if ignored and not engine.is_coreneuron:
+        from bmtk_scaling.errors import ConfigError
+
+        flags = ", ".join(f"--{o.cli}" for o in ignored)
+        raise ConfigError(f"{flags}: CoreNEURON option(s) that the engine {engine.value} ignores (they would be "
+                          "written and never used): drop them, or choose --engine coreneuron")
+    if engine.gpu:
         from bmtk_scaling.environment import require_gpu_support
 
         require_gpu_support()

@@ -14,15 +14,63 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from bmtk_scaling.errors import GpuUnavailableError
+from bmtk_scaling.errors import BmtkScalingError, GpuUnavailableError
 
 _MPI_SONAMES = ("libmpi.so.12", "libmpi.so.40")
+CACHE_ENV = "BMTK_SCALING_CACHE"
+PARENT_ENV = "BMTK_SCALING_PARENT_PID"  # set for the ranks: they end when the command that started them dies
+_PR_SET_PDEATHSIG = 1
+
+
+def end_with_parent(signum: int = signal.SIGTERM) -> Callable[[], None]:
+    """A ``preexec_fn`` that has the kernel send ``signum`` to the child when this process dies
+    (Linux ``PR_SET_PDEATHSIG``); elsewhere than Linux it does nothing.
+
+    The runner starts mpiexec (or srun) with it: if the command is killed, even with SIGKILL, mpiexec
+    gets SIGTERM and stops its ranks; each rank also ends with its own parent (:func:`end_with_runner`).
+    libc is looked up here, in the parent: the child only makes the call (no loading after fork).
+    """
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return lambda: None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the call took effect
+            os.kill(os.getpid(), int(signum))
+
+    return hook
+
+
+def end_with_runner() -> None:
+    """In a rank the runner started: die with the launcher, and exit at once if the runner is already gone."""
+    runner = os.environ.get(PARENT_ENV)
+    if not runner:
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    try:
+        os.kill(int(runner), 0)
+    except ProcessLookupError:
+        os._exit(1)
+    except (PermissionError, ValueError):
+        pass
 
 
 def find_mpi_library() -> Path | None:
@@ -45,6 +93,31 @@ def find_mpi_library() -> Path | None:
                 if path.is_file():
                     return path
     return None
+
+
+def is_whole_library(path: Path) -> bool:
+    """Whether ``path`` is a complete ELF shared library: a truncated one (a full disk, a killed copy) would load
+    and then crash the rank with "Bus error" far from its cause, so it is rebuilt instead."""
+    import struct
+
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        return False
+    if len(head) < 52 or head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
+        return False
+    order = "<" if head[5] == 1 else ">"
+    if head[4] == 2:  # 64-bit: e_shoff at 0x28, e_shentsize and e_shnum at 0x3A
+        if len(head) < 64:
+            return False
+        (shoff,) = struct.unpack_from(order + "Q", head, 0x28)
+        shentsize, shnum = struct.unpack_from(order + "HH", head, 0x3A)
+    else:
+        (shoff,) = struct.unpack_from(order + "I", head, 0x20)
+        shentsize, shnum = struct.unpack_from(order + "HH", head, 0x2E)
+    return shoff + shentsize * shnum <= size
 
 
 def configure_neuron_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -153,3 +226,49 @@ def require_gpu_support() -> None:
     support = probe_gpu_support()
     if not support.available:
         raise GpuUnavailableError(f"GPU requested but unavailable: {support.reason}. {HOW_TO_GET_GPU}")
+
+
+def cache_root() -> Path:
+    """Where compiled builds are cached: ``$BMTK_SCALING_CACHE``, else ``~/.cache/bmtk-scaling``, checked usable.
+
+    An unset or empty HOME (or HOME=/) falls back to the account's home from the password database,
+    never the filesystem root; a cache place that is a file or cannot be written is refused, naming
+    the variable that moves it.
+    """
+    explicit = os.environ.get(CACHE_ENV, "").strip()
+    if explicit:
+        root = Path(explicit).expanduser().absolute()
+    else:
+        root = _home() / ".cache" / "bmtk-scaling"
+    return _usable_cache(str(root))
+
+
+def _home() -> Path:
+    import pwd
+
+    candidates = [os.environ.get("HOME", "")]
+    try:
+        candidates.append(pwd.getpwuid(os.getuid()).pw_dir)
+    except KeyError:
+        pass
+    for home in candidates:
+        if home and os.path.isabs(home) and os.path.realpath(home) != "/":
+            return Path(home)
+    raise BmtkScalingError(f"HOME is unset, empty or the filesystem root, and this account has no home folder: set "
+                           f"{CACHE_ENV} to a writable folder for the compiled mechanisms (or set HOME)")
+
+
+@functools.lru_cache(maxsize=8)
+def _usable_cache(root: str) -> Path:
+    path = Path(root)
+    fix = f"set {CACHE_ENV} to a writable folder"
+    if path.exists() and not path.is_dir():
+        raise BmtkScalingError(f"the cache folder {path} is a file, not a folder: {fix}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
+        os.rmdir(tempfile.mkdtemp(prefix=".probe-", dir=path))
+    except OSError as err:
+        raise BmtkScalingError(f"the cache folder {path} cannot be written ({err.strerror or err}): {fix}") from None
+    return path

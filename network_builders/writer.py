@@ -41,10 +41,13 @@ if __name__ == "__main__":
 '''
 
 
+NETWORK = "network"  # the kind of folder a build writes (what --overwrite may replace)
+
+
 def build_network(spec_fn: Callable[..., NetworkSpec], out_dir: Path, overwrite: bool, compression: str,
                   parameters: dict) -> BuiltNetwork:
     """Check the output folder, draw the network with ``spec_fn(**parameters)``, write it; time each step."""
-    check_output_dir(Path(out_dir), overwrite)  # fail before drawing a large network
+    check_output_dir(Path(out_dir), overwrite, kind=NETWORK)  # fail before drawing a large network
     t0 = time.perf_counter()
     spec = spec_fn(**parameters)
     log.info("drew %s: %d cells, %d edges in %.1f s", spec.kind, spec.n_nodes, spec.n_edges, time.perf_counter() - t0)
@@ -60,13 +63,13 @@ def write_network(spec: NetworkSpec, out_dir: Path, overwrite: bool = False, com
             f"compression must be one of {COMPRESSIONS}, got {compression!r} "
             "('none' keeps the files readable by the libsonata wheel)"
         )
-    out_dir = check_output_dir(Path(out_dir), overwrite)
+    out_dir = check_output_dir(Path(out_dir), overwrite, kind=NETWORK)
     # Compile (or find cached) before writing anything, so a compiler problem leaves nothing behind.
     mechanisms.compile_mechanisms(mechanisms.project_components_dir() / "mechanisms" / "modfiles")
 
     timings = {}
     clock = time.perf_counter()
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+    with atomic_directory(out_dir, overwrite=overwrite, kind=NETWORK) as tmp:
         net_dir = tmp / "network"
         net = _builder(spec)
         net.build()

@@ -37,13 +37,17 @@ def run_demo(out: Path, cells_per_assembly: int = 250, tstop: float = 600.0, see
              overwrite: bool = False) -> dict:
     """The demo (see the module docstring); returns the comparison report."""
     from bmtk_scaling.api import partition_network
-    from bmtk_scaling.atomic import check_output_dir
-    from bmtk_scaling.run.compare import compare_engines, format_table
+    from bmtk_scaling.atomic import check_output_dir, claim
+    from bmtk_scaling.report.activity import FIGURE_KIND, is_png
+    from bmtk_scaling.run.compare import COMPARE_KIND, compare_engines, format_table
     from network_builders import ping_assembly
+    from network_builders.writer import NETWORK
 
     out = Path(out).absolute()
-    for sub in ("network", "compare"):  # both refused before anything runs, unless --overwrite
-        check_output_dir(out / sub, overwrite)
+    # every path refused before anything runs: another's files, or (without --overwrite) an earlier demo's
+    check_output_dir(out / "network", overwrite, kind=NETWORK)
+    check_output_dir(out / "compare", overwrite, kind=COMPARE_KIND)
+    claim(out / "raster.png", FIGURE_KIND, folder=False, overwrite=overwrite, recognise=is_png)
     t0 = time.perf_counter()
     click.echo(f"[1/4] building PING-Assembly 2 x {cells_per_assembly} cells, {tstop:g} ms (seed {seed}) ...")
     net = ping_assembly(out / "network", n_assemblies=2, cells_per_assembly=cells_per_assembly, tstop=tstop,

@@ -18,15 +18,17 @@ import click
 @click.option("--latency-ms", type=click.FloatRange(min=0), default=None, help="one-way latency between sites, ms")
 @click.option("--bandwidth-mbit-s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="bandwidth between sites, Mbit/s (default unlimited)")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), help="write the measurements here")
+@click.option("--json", "json_out", type=click.Path(path_type=Path),
+              help="write the measurements to this file (a new one, or one an earlier run wrote)")
 def command(config: Path, ranks: int, timeout: float, launcher: str, site_map: str | None, latency_ms: float | None,
             bandwidth_mbit_s: float | None, json_out: Path | None) -> None:
     """Run a simulation config under MPI and report time, memory, balance and spikes."""
-    from bmtk_scaling.atomic import write_json
     from bmtk_scaling.config.settings import validate_sites
     from bmtk_scaling.run.launcher import run_config
-    from bmtk_scaling.run.result import result_to_dict
+    from bmtk_scaling.run.result import claim_measurements, result_to_dict, write_measurements
 
+    if json_out is not None:  # before the run: a path that cannot take the measurements costs no simulation
+        json_out = claim_measurements(json_out, config)
     sites = None
     if site_map is not None or latency_ms is not None or bandwidth_mbit_s is not None:
         sites = validate_sites(site_map, latency_ms or 0.0, bandwidth_mbit_s, where="--sites/--latency-ms")
@@ -37,5 +39,4 @@ def command(config: Path, ranks: int, timeout: float, launcher: str, site_map: s
         click.echo(f"  {key:<18} {val:.3f}" if isinstance(val, float) else f"  {key:<18} {val}")
     click.echo(f"  spikes file        {result.spikes_file}")
     if json_out:
-        write_json(json_out, result_to_dict(result))
-        click.echo(f"wrote {json_out}")
+        click.echo(f"wrote {write_measurements(json_out, config, result_to_dict(result))}")

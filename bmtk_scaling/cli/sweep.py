@@ -25,6 +25,7 @@ from bmtk_scaling.errors import BmtkScalingError, Interrupted
 @click.option("--list", "list_only", is_flag=True, help="print the points (and which are done) and exit")
 @click.option("--slurm", "slurm_dir", type=click.Path(path_type=Path),
               help="write SLURM batch scripts for this sweep into DIR instead of running it")
+@click.option("--overwrite", is_flag=True, help="with --slurm: replace the scripts an earlier --slurm wrote in DIR")
 @click.option("--point-list", type=click.Path(path_type=Path), hidden=True)
 @click.option("--array-index", type=int, hidden=True)
 @click.option("--prepare-only", is_flag=True, help="build the networks, maps and configs; run nothing")
@@ -35,7 +36,7 @@ from bmtk_scaling.errors import BmtkScalingError, Interrupted
 @click.option("--no-progress", is_flag=True, help="no progress bar (batch jobs, logs)")
 @click.option("--force", is_flag=True, help="expand a grid beyond the point limit (100,000)")
 def command(spec_file: Path, out: Path | None, reduced: bool, max_points: int | None, keep_going: bool,
-            list_only: bool, slurm_dir: Path | None, point_list: Path | None, array_index: int | None,
+            list_only: bool, slurm_dir: Path | None, overwrite: bool, point_list: Path | None, array_index: int | None,
             prepare_only: bool, collect: bool, launcher: str, no_report: bool, no_progress: bool, force: bool) -> None:
     """Run a scaling study: every point of SPEC.yaml's grid through the runner, resumable, into one CSV."""
     from bmtk_scaling.sweep.execute import default_out_dir, run_sweep
@@ -47,12 +48,17 @@ def command(spec_file: Path, out: Path | None, reduced: bool, max_points: int | 
     runs_all_here = not (slurm_dir or list_only or point_list or prepare_only or collect)
     for option, path in (("--out", out), ("--slurm", slurm_dir)):
         if path is not None and path.exists() and not path.is_dir():
-            raise BmtkScalingError(f"{option} {path} is a file: give a folder (a new one, or one this command wrote)")
+            raise BmtkScalingError(f"{option} {path} is a file, not a folder: give a folder (a new one, or one this "
+                                   "command wrote)")
+    if overwrite and slurm_dir is None:
+        raise BmtkScalingError("--overwrite applies to --slurm DIR only: a sweep's results folder is resumed, never "
+                               "replaced (choose another --out for a fresh sweep)")
     spec, points = load_points(spec_file, reduced, local=runs_all_here, force=force)
     if slurm_dir is not None:
         from bmtk_scaling.sweep.slurm import write_slurm_scripts
 
-        plan = write_slurm_scripts(spec, points, slurm_dir, str(out) if out else "results", reduced=reduced)
+        plan = write_slurm_scripts(spec, points, slurm_dir, str(out) if out else "results", reduced=reduced,
+                                   overwrite=overwrite)
         click.echo(f"wrote {len(plan.files)} files to {slurm_dir}: "
                    + ", ".join(f"{s} ({n} point{'s' if n > 1 else ''})" for s, n in plan.arrays.items()))
         click.echo(f"submit: {slurm_dir}/submit.sh")

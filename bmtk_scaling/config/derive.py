@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bmtk_scaling.atomic import write_text_atomic
+from bmtk_scaling.atomic import claim, write_file
 from bmtk_scaling.config.settings import (
     NESTED_FIELDS,
     SECTION,
@@ -30,7 +30,7 @@ from bmtk_scaling.config.settings import (
     validate_settings,
 )
 from bmtk_scaling.errors import ConfigError
-from bmtk_scaling.sonata.configs import LoadedConfig, input_paths, is_path_key, load_config, network_files
+from bmtk_scaling.sonata.configs import LoadedConfig, is_path_key, load_config, network_files, protected_inputs
 from bmtk_scaling.sonata.graph import read_nodes
 
 
@@ -121,49 +121,60 @@ def rebase_manifest(config: dict[str, Any], source_dir: Path, dest_dir: Path) ->
     return new
 
 
+CONFIG_KIND = "simulation config"
+
+
+def is_derived_config(path: Path) -> bool:
+    """Whether ``path`` is a simulation config this tool wrote (one with a ``bmtk_scaling`` section)."""
+    data = json.loads(Path(path).read_text())
+    return isinstance(data, dict) and isinstance(data.get(SECTION), dict) and ("run" in data or "network" in data)
+
+
+def claim_config_out(source: LoadedConfig, out: Path, overwrite: bool, option: str) -> Path:
+    """The gate for a new config derived from ``source``: never ``source`` or another input, never a file
+    that is not a config this tool wrote (even with ``overwrite``), never a folder."""
+    out = Path(out).expanduser().absolute()
+    if out.is_dir() and not out.is_symlink():
+        raise ConfigError(f"{option} {out} is a folder, not a file: name the new config file, e.g. "
+                          f"{out / 'simulation_config.json'}")
+    if os.path.realpath(out) == os.path.realpath(source.path):
+        raise ConfigError(f"{option} {out} is the input config: a new config is written beside it, choose another "
+                          "name (the original config is never edited)")
+    return claim(out, CONFIG_KIND, folder=False, overwrite=overwrite, option=option,
+                 protected=protected_inputs(source), recognise=is_derived_config)
+
+
 def write_config(config: dict[str, Any], source: Path, out: Path, overwrite: bool = False,
-                 output_dir: str | None = None) -> Path:
-    """Write a config derived from ``source`` to ``out`` (atomically), after checking it.
+                 output_dir: str | None = None, option: str = "--out") -> Path:
+    """Write a config derived from ``source`` to ``out`` (atomically, through the gate), after checking it.
 
     Its paths are rewritten to name the same files from ``out``'s folder (:func:`rebase_manifest`);
     ``output_dir``, if given, is the new config's output folder, relative to ``out``'s folder.
 
-    Refused: writing over ``source`` itself, an existing ``out`` without ``overwrite``, settings the
-    plugin would reject at run time, and a config libsonata cannot parse (unless the source already
-    could not be parsed, e.g. because of bmtk-only input modules: then it is passed through as is).
+    Refused: writing over ``source`` or any other input, an existing ``out`` without ``overwrite`` (and
+    with it, anything but a config this tool wrote), settings the plugin would reject at run time,
+    and a config libsonata cannot parse (unless the source already could not be parsed, e.g. because
+    of bmtk-only input modules: then it is passed through as is).
     """
+    loaded = load_config(source)
+    target = claim_config_out(loaded, out, overwrite, option)
     out = Path(out).expanduser().absolute()
-    source = Path(source).absolute()
-    if out.resolve() == source.resolve():
-        raise ConfigError(f"{out} is the input config: a new config is written beside it, choose another name")
-    if out.is_dir():
-        raise ConfigError(f"{out} is a folder: name the new config file, e.g. {out / 'simulation_config.json'}")
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} exists: choose another name, or pass --overwrite (overwrite=True)")
-    refuse_input_target(load_config(source), out, "the new config")
     read_settings(config, where=str(out))
-    data = rebase_manifest(config, source.parent, out.parent)
+    data = rebase_manifest(config, loaded.path.parent, out.parent)
     if output_dir is not None:
         data = with_settings(data, read_settings(data), output_dir=output_dir)
     text = json.dumps(data, indent=2) + "\n"
     problem = _libsonata_problem(text, out.parent)
-    if problem and not _libsonata_problem(source.read_text(), source.parent):
+    if problem and not _libsonata_problem(loaded.path.read_text(), loaded.path.parent):
         raise ConfigError(f"the new config would not be valid SONATA (libsonata: {problem})")
-    write_text_atomic(out, text)
+    write_file(target, text, CONFIG_KIND, overwrite=overwrite, option=option, protected=protected_inputs(loaded),
+               recognise=is_derived_config)
     return out
 
 
 def refuse_input_target(sim: LoadedConfig, out: Path, what: str) -> None:
-    """ConfigError when ``out`` is, or lies inside, an input of ``sim`` (its configs, network files, components)."""
-    out = Path(out).absolute()
-    files, folders = input_paths(sim)
-    for path in files:
-        if Path(path).absolute() == out:
-            raise ConfigError(f"{what} {out} would replace {path.name}, an input of {sim.path.name}: choose another "
-                              "path (inputs are never replaced, with or without --overwrite)")
-    for folder in folders:
-        if Path(folder).absolute() == out or Path(folder).absolute() in out.parents:
-            raise ConfigError(f"{what} {out} lies inside the input folder {folder}: choose another path")
+    """Refused when ``out`` is, holds, or lies inside an input of ``sim`` (its configs, network, components)."""
+    protected_inputs(sim).check(Path(os.path.realpath(Path(out).absolute())), what, folder=False)
 
 
 def partition_reference(map_path: str | Path, config: LoadedConfig) -> str:
@@ -176,8 +187,9 @@ def partition_reference(map_path: str | Path, config: LoadedConfig) -> str:
         return str(map_path)
 
 
-def config_out_path(config: str | Path, out: str | Path, overwrite: bool = False) -> Path:
-    """Where a new config derived from simulation config ``config`` goes; ConfigError if it cannot go there.
+def config_out_path(config: str | Path, out: str | Path, overwrite: bool = False,
+                    option: str = "--config-out") -> Path:
+    """Where a new config derived from simulation config ``config`` goes, after the gate; ConfigError if it cannot.
 
     A bare file name is placed beside ``config``; any other path must also be in ``config``'s folder.
     """
@@ -187,14 +199,13 @@ def config_out_path(config: str | Path, out: str | Path, overwrite: bool = False
                           "(one with 'run' and 'network')")
     out = Path(out).expanduser()
     out = (loaded.path.parent / out) if out.parent == Path(".") and not out.is_absolute() else out.absolute()
-    if out.resolve() == loaded.path.resolve():
-        raise ConfigError(f"the new config would replace {loaded.path} itself; choose another --config-out "
+    if os.path.realpath(out) == os.path.realpath(loaded.path):
+        raise ConfigError(f"the new config would replace {loaded.path} itself; choose another {option} "
                           "(the original config is never edited)")
-    if out.parent.resolve() != loaded.path.parent.resolve():
+    if Path(os.path.realpath(out)).parent != Path(os.path.realpath(loaded.path)).parent:
         raise ConfigError(f"write the new config beside {loaded.path.name} (in {loaded.path.parent}): its relative "
                           f"paths refer to that folder; got {out}")
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} exists: choose another --config-out, or pass --overwrite to replace it")
+    claim_config_out(loaded, out, overwrite, option)
     return out
 
 
@@ -218,7 +229,8 @@ def write_config_with_partition(config: str | Path, map_path: str | Path, out: s
     out = config_out_path(config, out, overwrite)
     reference = checked_partition_reference(config, map_path)
     loaded = load_config(config)
-    return write_config(derive_config(loaded.data, partition=reference), loaded.path, out, overwrite=overwrite)
+    return write_config(derive_config(loaded.data, partition=reference), loaded.path, out, overwrite=overwrite,
+                        option="--config-out")
 
 
 def _libsonata_problem(text: str, base: Path) -> str | None:

@@ -69,8 +69,9 @@ def project_components_dir() -> Path:
 
 
 def _cache_root() -> Path:
-    root = os.environ.get(CACHE_ENV)
-    return Path(root).expanduser() if root else Path.home() / ".cache" / "bmtk-scaling"
+    from bmtk_scaling.environment import cache_root as checked_root  # never the filesystem root, checked writable
+
+    return checked_root()
 
 
 def cache_root() -> Path:
@@ -113,8 +114,11 @@ def _build_key(mods: list[Path], nrnivmodl: Path, coreneuron: bool = True) -> st
 
 
 def _is_complete(build_dir: Path, coreneuron: bool = True) -> bool:
+    from bmtk_scaling.environment import is_whole_library  # a truncated library is rebuilt, not loaded
+
     arch = build_dir / _arch()
-    return (arch / "libnrnmech.so").is_file() and (not coreneuron or (arch / "libcorenrnmech.so").is_file())
+    libraries = [arch / "libnrnmech.so", *([arch / "libcorenrnmech.so"] if coreneuron else [])]
+    return all(lib.is_file() and is_whole_library(lib) for lib in libraries)
 
 
 @contextmanager

@@ -21,8 +21,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from bmtk_scaling.atomic import atomic_file
-from bmtk_scaling.errors import PartitionError
+from bmtk_scaling.atomic import Protected, atomic_file
+from bmtk_scaling.errors import BmtkScalingError, PartitionError
 from bmtk_scaling.partition.metrics import evaluate
 from bmtk_scaling.partition.strategies import partition
 from bmtk_scaling.sonata.configs import NetworkFiles, network_files
@@ -75,10 +75,25 @@ def default_map_path(files: NetworkFiles, strategy: str, n_ranks: int, seed: int
     return files.base_dir / PARTITIONS_DIR / f"{strategy}_{n_ranks}{suffix}.h5"
 
 
-def write_map(pmap: PartitionMap, path: str | Path, overwrite: bool = False) -> Path:
-    """Write ``pmap`` to ``path`` atomically (readers never see half a map); refuse to replace unless asked."""
+MAP_KIND = "partition map"
+
+
+def is_map_file(path: str | Path) -> bool:
+    """Whether ``path`` is a partition map this tool wrote (the only file ``partition --overwrite`` replaces)."""
+    try:
+        read_map(path)
+    except BmtkScalingError:
+        return False
+    return True
+
+
+def write_map(pmap: PartitionMap, path: str | Path, overwrite: bool = False, protected: Protected | None = None,
+              option: str = "--out") -> Path:
+    """Write ``pmap`` to ``path`` atomically (readers never see half a map), through the gate
+    (:func:`~bmtk_scaling.atomic.claim`): only a map is ever replaced, and only when asked."""
     path = Path(path).absolute()
-    with atomic_file(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as h5:
+    with atomic_file(path, overwrite=overwrite, kind=MAP_KIND, option=option, protected=protected,
+                     recognise=is_map_file) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs.update({
             "format": FORMAT,
             "format_version": FORMAT_VERSION,

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bmtk_scaling.atomic import atomic_file
 from bmtk_scaling.errors import BmtkScalingError
 
 
@@ -62,8 +63,18 @@ def plot_raster(spikes: pd.DataFrame, path: Path, title: str, colors: dict[int, 
         axes[1].set_title(f"population spectrum, peak {spectrum.peak_hz:.1f} Hz")
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_file(path, overwrite=True, kind=FIGURE_KIND, recognise=is_png) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
     return path
+
+
+FIGURE_KIND = "figure"
+
+
+def is_png(path: Path) -> bool:
+    """Whether ``path`` is a PNG image (the only kind of file a figure replaces)."""
+    with open(path, "rb") as fh:
+        return fh.read(8) == b"\x89PNG\r\n\x1a\n"

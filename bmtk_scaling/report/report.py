@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bmtk_scaling.atomic import atomic_directory, write_text_atomic
+from bmtk_scaling.atomic import Protected, atomic_directory, write_text_atomic
 from bmtk_scaling.errors import BmtkScalingError
 from bmtk_scaling.report import plots as sp
 from bmtk_scaling.report import scaling as sa
@@ -33,6 +33,9 @@ class ReportOutcome:
     written: list[str] = field(default_factory=list)  # file names
     skipped: dict[str, str] = field(default_factory=dict)  # analysis -> why
     text: str = ""
+
+
+REPORT_KIND = "report"  # what report --out replaces: only a report it drew before
 
 
 def load_results(csv_path: Path) -> pd.DataFrame:
@@ -78,7 +81,9 @@ def make_report(csv_path: Path, out_dir: Path | None = None, spec: SweepSpec | N
     outcome = ReportOutcome(out_dir=out_dir)
     how = spec.statistic if spec else "median"
     sections: list[str] = []
-    with atomic_directory(out_dir, overwrite=True) as tmp:
+    inputs = [csv_path, csv_path.parent / "spec.yaml"] + ([Path(spec.source)] if spec is not None else [])
+    protected = Protected.of([p for p in inputs if p.is_file()], [], owner=csv_path.name)
+    with atomic_directory(out_dir, overwrite=True, kind=REPORT_KIND, protected=protected) as tmp:
         for name, fn in (("strong_scaling", _strong), ("weak_scaling", _weak), ("memory_scaling", _memory),
                          ("ranks_threads", _threads), ("load_balance", _balance)):
             if spec is not None and name not in spec.analyses:

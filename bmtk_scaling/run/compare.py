@@ -19,15 +19,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bmtk_scaling.atomic import atomic_directory, write_text_atomic
+from bmtk_scaling.atomic import atomic_directory, claim, write_text_atomic
 from bmtk_scaling.config.derive import derive_config, with_settings, write_config
 from bmtk_scaling.config.settings import STOCK
 from bmtk_scaling.errors import BmtkScalingError
 from bmtk_scaling.run.launcher import run_config
 from bmtk_scaling.run.preflight import check_timeout, plan_run
 from bmtk_scaling.run.result import result_to_dict
-from bmtk_scaling.sonata.configs import load_config
+from bmtk_scaling.sonata.configs import load_config, protected_inputs
 from bmtk_scaling.sonata.spikes import read_spikes
+
+COMPARE_KIND = "engine comparison"
 
 # (key, label, settings changed from the user's config; None: stock bionet, without the plugin's settings)
 VARIANTS = (
@@ -73,12 +75,14 @@ def compare_engines(config: Path, ranks: int, out_dir: Path | None = None, overw
     """Run the three variants of ``config`` on ``ranks`` ranks; write JSON, CSV and a PNG into ``out_dir``."""
     config = Path(config).absolute()
     check_timeout(timeout)
+    out_dir = (Path(out_dir) if out_dir else config.parent / f"compare_{ranks}ranks").absolute()
+    protected = protected_inputs(load_config(config))
+    claim(out_dir, COMPARE_KIND, folder=True, overwrite=overwrite, protected=protected)  # before any check or build
     # the user's config, checked before any variant is written or run (each variant's memory when it runs)
     plan_run(config, ranks, check_output=False, check_memory=False)
     base = load_config(config).data
-    out_dir = (Path(out_dir) if out_dir else config.parent / f"compare_{ranks}ranks").absolute()
     rows, spikes, skipped = [], {}, []
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+    with atomic_directory(out_dir, overwrite=overwrite, kind=COMPARE_KIND, protected=protected) as tmp:
 
         def final(path: str) -> str:  # the folder is renamed into place at the end: name paths as they will be
             return str(out_dir / Path(path).relative_to(tmp))

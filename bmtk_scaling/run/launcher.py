@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bmtk_scaling import progress
 from bmtk_scaling.atomic import begin_staging, exclusive_lock
-from bmtk_scaling.environment import configure_neuron_environment, mpiexec_path
+from bmtk_scaling.environment import PARENT_ENV, configure_neuron_environment, end_with_parent, mpiexec_path
 from bmtk_scaling.errors import BmtkScalingError, RunFailed
 from bmtk_scaling.run.preflight import check_output_location, check_timeout, plan_run
 from bmtk_scaling.run.rank_main import FAILURE_TAG
@@ -84,10 +84,10 @@ def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = 
             if sites is not None:
                 site_counts = read_rank_counts(scratch, ranks)
             shutil.rmtree(scratch)
-            staging.commit()
         except BaseException:
             staging.abort()
             raise
+        staging.commit()  # if the rename fails, the results stay in staging and the error says where
     spikes = read_spikes(plan.spikes_file)
     return RunResult(config=str(config), ranks=ranks, engine=data["engine"], neuron_loop=data["neuron_loop"],
                      wall_s=wall, spikes_file=str(plan.spikes_file), spike_count=len(spikes), per_rank=data["ranks"],
@@ -124,8 +124,9 @@ def _launch(prefix: list[str], rank_prefix: list[str], config: Path, ranks: int,
     env["PYTHONUNBUFFERED"] = "1"
     env[progress.RELAY_ENV] = "relay"  # rank 0's progress comes back as tagged lines, rendered here (or dropped)
     t0 = time.perf_counter()
+    env[PARENT_ENV] = str(os.getpid())
     proc = subprocess.Popen(cmd, cwd=config.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=end_with_parent())
     try:
         out, err = _communicate(proc, timeout, show_progress, tstop)
     except subprocess.TimeoutExpired:

@@ -3,26 +3,36 @@
 :func:`plan_run` reads a simulation config and checks, in order: it parses and names a network; the
 plugin's settings (the schema); the ``run`` section (finite, positive ``dt`` and ``tstop``); the
 network's files open and their edges point inside their populations, with finite delays and weights
-and no delay below ``dt`` on an edge between cells on different ranks; the partition map fits the
-network and the rank count and leaves no rank empty; the mechanisms are compiled from their current
-mod files (recompiled where the plugin installed them), CoreNEURON's library too when the engine is
-CoreNEURON; GPU support for the GPU engine; the expected peak memory fits this machine
-(:mod:`memory_plan`, the smallest number of build cycles that would is named); and the output folder
-is one that may be written
-(:func:`check_output_location`).
+and no delay below ``dt`` on an edge between cells on different ranks; what else the run reads
+(:mod:`bmtk_scaling.run.inputs`: population names, ``hoc:`` templates, ``model_processing``, spike
+inputs, ASCII component paths, no more ranks than cells); the partition map fits the network and the
+rank count and leaves no rank empty; the expected peak memory fits this machine (:mod:`memory_plan`,
+the smallest number of build cycles that would is named); the output folder passes the gate
+(:func:`check_output_location`); then the mechanisms are compiled from their current mod files
+(recompiled where the plugin installed them), CoreNEURON's library too when the engine is CoreNEURON;
+and GPU support for the GPU engine.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from bmtk_scaling.atomic import MARKER, written_by_us
+from bmtk_scaling.atomic import Refused, claim
 from bmtk_scaling.config.settings import Settings, read_settings
 from bmtk_scaling.errors import BmtkScalingError, ConfigError
+from bmtk_scaling.run.inputs import check_run_inputs
 from bmtk_scaling.run.memory_plan import MemoryPlan, plan_memory, refusal
-from bmtk_scaling.sonata.configs import LoadedConfig, input_paths, load_config, network_files, output_dir, spikes_path
+from bmtk_scaling.sonata.configs import (
+    LoadedConfig,
+    load_config,
+    network_files,
+    output_dir,
+    protected_inputs,
+    spikes_path,
+)
 from bmtk_scaling.sonata.validate import check_network
 
 
@@ -62,8 +72,8 @@ def plan_run(config: str | Path, ranks: int, check_output: bool = True, check_me
     pmap = _check_partition(sim, settings, files, ranks) if settings.partition is not None else None
     if summary.min_delay is not None and summary.min_delay < dt:
         _check_crossing_delays(files, pmap, ranks, dt)
-    imbalance = _imbalance(pmap)
-    memory = plan_memory(settings, ranks, sum(summary.populations.values()), summary.edges, imbalance)
+    check_run_inputs(sim, files, _component_dirs(sim), ranks)
+    memory = plan_memory(settings, ranks, sum(summary.populations.values()), summary.edges, _imbalance(pmap))
     from network_builders._build import available_memory
 
     available = available_memory()
@@ -71,14 +81,14 @@ def plan_run(config: str | Path, ranks: int, check_output: bool = True, check_me
         problem = refusal(memory, available)
         if problem is not None:
             raise BmtkScalingError(problem)
+    out = output_dir(sim)
+    if check_output:  # before anything is compiled: a place the results cannot go costs no build
+        out = check_output_location(sim, out)
     mech_dir, notes = _mechanisms(sim, files, settings)
     if settings.engine.gpu:
         from bmtk_scaling.environment import require_gpu_support
 
         require_gpu_support()
-    out = output_dir(sim)
-    if check_output:
-        check_output_location(sim, out)
     if settings.uses_file_mode:
         fits = memory.smallest_cycles(available) if available else None
         notes.append(f"memory plan: about {memory.peak_gib():.1f} GiB expected with "
@@ -107,33 +117,25 @@ def check_timeout(timeout: float) -> float:
     return float(timeout)
 
 
-def check_output_location(sim: LoadedConfig, out: Path, earlier_outputs_ok: bool = False) -> None:
-    """Refuse an output folder that bmtk's clearing of it (or our replacing it) could cost the user anything.
+def check_output_location(sim: LoadedConfig, out: Path, earlier_outputs_ok: bool = False) -> Path:
+    """The output folder, symlinks resolved, once :func:`~bmtk_scaling.atomic.claim` allows a run to replace it.
 
     Refused: the config's own folder, a folder that holds (or is) any input of the run, a folder
-    inside an input folder (components), and an existing folder with files this tool did not write
-    (unless ``earlier_outputs_ok``: the user's own run script, which bmtk lets empty it as in stock bmtk).
+    inside the network's or the components' folders, an existing folder holding anything this tool
+    did not write (unless ``earlier_outputs_ok``: the user's own run script, which empties it as stock
+    bmtk does), a symlink loop, and a place that cannot be written (read-only, a file in the way).
     """
-    out = Path(out).absolute()
-    where = f"output.output_dir {out} (of {sim.path.name})"
-    if out == sim.path.parent:
-        raise ConfigError(f"{where} is the config's own folder, which bmtk would empty before the run: give the "
-                          "outputs a folder of their own, e.g. \"output_dir\": \"$BASE_DIR/output\"")
-    files, folders = input_paths(sim)
-    for path in [*files, *folders]:
-        path = Path(path).absolute()
-        if path == out or out in path.parents:
-            raise ConfigError(f"{where} holds {path}, an input of this run, which bmtk would delete with the old "
-                              "outputs: give the outputs a folder of their own, e.g. $BASE_DIR/output")
-    for folder in folders:
-        if Path(folder).absolute() in out.parents:
-            raise ConfigError(f"{where} lies inside the input folder {folder}: give the outputs a folder of their own")
-    if out.exists():
-        if not out.is_dir():
-            raise ConfigError(f"{where} exists and is a file, not a folder: choose another output_dir")
-        if not earlier_outputs_ok and any(out.iterdir()) and not written_by_us(out):
-            raise ConfigError(f"{where} holds files bmtk-scaling did not write (no {MARKER} marker), so a run never "
-                              "replaces it: choose another output_dir, or empty that folder yourself")
+    if os.path.realpath(out) == os.path.realpath(sim.path.parent):
+        raise ConfigError(f"output_dir {out} (of {sim.path.name}) is the config's own folder, which bmtk would empty "
+                          "before the run: give the outputs a folder of their own, e.g. "
+                          "\"output_dir\": \"$BASE_DIR/output\"")
+    try:
+        return claim(out, "run output", folder=True, overwrite=True, option="output_dir",
+                     protected=protected_inputs(sim))
+    except Refused as refused:
+        if earlier_outputs_ok and refused.reason in ("foreign", "kind", "exists"):
+            return refused.path
+        raise
 
 
 def _run_section(sim: LoadedConfig) -> tuple[float, float]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bmtk_scaling import progress
 from bmtk_scaling.atomic import write_text_atomic
-from bmtk_scaling.environment import configure_neuron_environment, finalize_mpi
+from bmtk_scaling.environment import configure_neuron_environment, end_with_runner, finalize_mpi
 
 FAILURE_TAG = "bmtk-scaling rank"
 # what a rank refuses on purpose (a config it cannot run): its message is the whole story; anything else is a bug
@@ -162,13 +162,15 @@ def _sites_notes(settings) -> list[str]:
 
 def _stage_outputs(config: Path, nhost: int, stack: contextlib.ExitStack):
     """The runner's checks and output staging, for a run started without the runner (rank 0 only)."""
-    from bmtk_scaling.atomic import begin_staging, exclusive_lock
+    from bmtk_scaling.atomic import begin_staging, exclusive_lock, read_marker
     from bmtk_scaling.run.preflight import plan_run
 
     plan = plan_run(config, nhost)
     stack.enter_context(exclusive_lock(plan.output_dir))
     staging = begin_staging(plan.output_dir, kind="run output")
-    stack.callback(lambda: staging.folder.exists() and staging.abort())  # left only if the run failed
+    # removed if the run failed; kept (its marker says so) if only the final rename failed: the results are there
+    stack.callback(lambda: staging.folder.exists() and not (read_marker(staging.folder) or {}).get("kept")
+                   and staging.abort())
     for note in plan.notes:
         print(f"bmtk-scaling: {note}", flush=True)
     return staging, plan
@@ -210,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, help="write the outputs here (the runner's fresh folder)")
     parser.add_argument("--mechanisms-dir", type=Path, help="load these compiled mechanisms (the runner's choice)")
     args = parser.parse_args(argv)
+    end_with_runner()
     if not args.config.is_file():
         print(f"error: simulation config {args.config} not found", file=sys.stderr)
         return 2

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from bmtk_scaling.atomic import Protected, claim, is_json_with, register, write_text_atomic
 from bmtk_scaling.config.settings import Engine
+from bmtk_scaling.errors import BmtkScalingError, RunError
 
 
 @dataclass
@@ -63,3 +69,35 @@ class RunResult:
 
 def result_to_dict(result: RunResult) -> dict:
     return {**asdict(result), "summary": result.summary}
+
+
+MEASUREMENTS = "run measurements"
+_is_measurements = is_json_with("config", "ranks", "engine", "per_rank", "summary")
+
+
+def claim_measurements(path: Path, config: Path) -> Path:
+    """Where ``run --json`` may write: not an input of ``config``, not inside its output folder (the run
+    replaces that), and only over a measurements file an earlier run wrote."""
+    from bmtk_scaling.sonata.configs import load_config, output_dir, protected_inputs
+
+    sim = load_config(config)
+    inputs = protected_inputs(sim)
+    protected = Protected.of(inputs.files, [*inputs.folders, output_dir(sim)], inputs.owner)
+    return claim(path, MEASUREMENTS, folder=False, overwrite=True, option="--json", protected=protected,
+                 recognise=_is_measurements)
+
+
+def write_measurements(path: Path, config: Path, data: dict) -> Path:
+    """Write ``data`` through the gate; if that fails after the run, keep it in a temporary file and say where."""
+    text = json.dumps(data, indent=2) + "\n"
+    try:
+        target = claim_measurements(path, config)
+        write_text_atomic(target, text)
+        register(target)  # a folder this tool wrote (a network) stays replaceable with the file in it
+        return target
+    except (OSError, BmtkScalingError) as err:
+        fd, kept = tempfile.mkstemp(prefix="bmtk-scaling-run-", suffix=".json")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        raise RunError(f"the run finished but its measurements could not be written to {path} ({err}); they are "
+                       f"kept in {kept}") from None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bmtk_scaling.atomic import Protected
 from bmtk_scaling.errors import ConfigError
 
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
@@ -67,9 +68,10 @@ def load_config(path: str | Path) -> LoadedConfig:
         raise ConfigError(f"{path} is a folder, not a config file:{hint}; give the simulation config itself, "
                           "e.g. FOLDER/simulation_config.json")
     if not path.is_file():
-        raise ConfigError(f"config {path} not found")
+        raise ConfigError(f"config {path} " + ("is not a regular file (a FIFO, socket or device): give the config file"
+                                               if path.exists() else "not found"))
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(), object_pairs_hook=_no_duplicate_keys(path))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"config {path} is not valid JSON: {err}") from err
     except OSError as err:
@@ -77,6 +79,19 @@ def load_config(path: str | Path) -> LoadedConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must hold a JSON object")
     return LoadedConfig(path=path, data=data, variables=_manifest(data.get("manifest") or {}, path))
+
+
+def _no_duplicate_keys(path: Path):
+    """A JSON object hook that refuses a key given twice (json keeps the last one silently)."""
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise ConfigError(f"config {path} gives the key {key!r} twice in one object (JSON would keep the "
+                                  "last silently): keep one")
+            seen[key] = value
+        return seen
+    return hook
 
 
 def network_files(config: str | Path) -> NetworkFiles:
@@ -102,7 +117,8 @@ def network_files(config: str | Path) -> NetworkFiles:
     for f in [*(n.nodes_file for n in nodes), *(n.node_types_file for n in nodes),
               *(e.edges_file for e in edges), *(e.edge_types_file for e in edges)]:
         if not f.is_file():
-            raise ConfigError(f"network file {f} (named by {circuit.path}) not found")
+            kind = "is a folder, not a file" if f.is_dir() else "is not a regular file" if f.exists() else "not found"
+            raise ConfigError(f"network file {f} (named by {circuit.path}) {kind}")
     return NetworkFiles(nodes=nodes, edges=edges, base_dir=circuit.path.parent)
 
 
@@ -252,3 +268,25 @@ def input_paths(sim: LoadedConfig) -> tuple[list[Path], list[Path]]:
     if isinstance(section, dict) and isinstance(section.get("partition"), str):
         files.append(sim.resolve(section["partition"]))
     return files, folders
+
+
+def protected_inputs(sim: LoadedConfig) -> Protected:
+    """What no output of ``sim`` may be, hold or lie in (see :class:`bmtk_scaling.atomic.Protected`).
+
+    The input files of :func:`input_paths`; its input folders (the components); and the folders that
+    hold the network's files or the component folders (``network/``, ``components/``), unless that is
+    the config's own folder or one above it, where outputs belong.
+    """
+    files, folders = input_paths(sim)
+    home = Path(os.path.realpath(sim.path.parent))
+    network: list[Path] = []
+    with contextlib.suppress(ConfigError):
+        net = network_files(sim.path)
+        network = [f for n in net.nodes for f in (n.nodes_file, n.node_types_file)]
+        network += [f for e in net.edges for f in (e.edges_file, e.edge_types_file)]
+    around = []
+    for path in [*network, *folders]:
+        parent = Path(os.path.realpath(path)).parent
+        if parent != home and parent not in home.parents:
+            around.append(parent)
+    return Protected.of(files, [*folders, *around], owner=sim.path.name)

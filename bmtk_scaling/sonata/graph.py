@@ -219,6 +219,8 @@ def _gather(pop: h5py.Group, name: str, types: pd.DataFrame, type_ids: np.ndarra
     SONATA lets a column live in either place (per-group datasets override the type's value).
     """
     n = type_ids.size
+    if n == 0:  # a population without rows (an edge file with no edges) has no values to gather
+        return np.zeros(0)
     group_ids = pop[group_id_ds][()] if group_id_ds in pop else np.zeros(n, np.int64)
     group_index = pop[group_index_ds][()] if group_index_ds in pop else np.arange(n)
     unique_groups = np.unique(group_ids)

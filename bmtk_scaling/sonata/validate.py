@@ -48,20 +48,33 @@ def check_network(files: NetworkFiles) -> NetworkSummary:
     """Open every file of the network and check its edges; BmtkScalingError naming the first problem."""
     ids: dict[str, np.ndarray] = {}
     for nf in files.nodes:
-        _read_csv(nf.node_types_file, "node types file")
+        node_types = _read_csv(nf.node_types_file, "node types file", key="node_type_id")
         with open_hdf5(nf.nodes_file, "nodes file") as h5:
             for name, pop in h5.get("nodes", {}).items():
+                where = f"node population {name!r} in {nf.nodes_file}"
                 try:
                     n = pop["node_type_id"].shape[0]
+                    for dataset in ("node_id", "node_type_id"):
+                        if dataset in pop and pop[dataset].dtype.kind not in "iu":
+                            raise BmtkScalingError(f"{where}: {dataset} is stored as {pop[dataset].dtype} numbers; "
+                                                   "SONATA (and bionet) need integers: rebuild the nodes file with "
+                                                   "integer ids")
                     ids[name] = pop["node_id"][()].astype(np.int64) if "node_id" in pop else np.arange(n)
+                    missing = np.setdiff1d(np.unique(pop["node_type_id"][()]), node_types["node_type_id"].to_numpy())
                 except (KeyError, OSError) as err:
-                    raise BmtkScalingError(f"node population {name!r} in {nf.nodes_file} is incomplete ({err}): "
-                                           "rebuild the network") from None
+                    raise BmtkScalingError(f"{where} is incomplete ({err}): rebuild the network") from None
+                if missing.size:
+                    raise BmtkScalingError(f"{where}: node_type_id {', '.join(map(str, missing[:5].tolist()))} is "
+                                           f"not in the node types file {nf.node_types_file}: add the type(s) there, "
+                                           "or rebuild the network")
     if not ids:
         raise BmtkScalingError("the network's node files hold no node population")
+    if not any(v.size for v in ids.values()):
+        raise BmtkScalingError(f"the network's node populations {sorted(ids)} hold 0 nodes: there is nothing to "
+                               "simulate or place; rebuild the network")
     n_edges, min_delay = 0, math.inf
     for ef in files.edges:
-        types = _read_csv(ef.edge_types_file, "edge types file")
+        types = _read_csv(ef.edge_types_file, "edge types file", key="edge_type_id")
         with open_hdf5(ef.edges_file, "edges file") as h5:
             for name, pop in h5.get("edges", {}).items():
                 where = f"edge population {name!r} in {ef.edges_file}"
@@ -81,11 +94,21 @@ def check_network(files: NetworkFiles) -> NetworkSummary:
                           min_delay=None if math.isinf(min_delay) else float(min_delay))
 
 
-def _read_csv(path: Path, what: str) -> pd.DataFrame:
+def _read_csv(path: Path, what: str, key: str | None = None) -> pd.DataFrame:
+    """A SONATA types file (space-separated); one with commas or tabs, or without its ``key`` column, is refused."""
     try:
-        return pd.read_csv(path, sep=" ", na_values="NONE")
+        table = pd.read_csv(path, sep=" ", na_values=["NONE", "NULL", ""], keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise BmtkScalingError(f"cannot read the {what} {path}: {err}") from None
+    if key is not None and key not in table.columns:
+        header = Path(path).read_text(errors="replace").splitlines()[:1]
+        used = [n for s, n in ((",", "commas"), ("\t", "tabs")) if header and s in header[0]]
+        if used:
+            raise BmtkScalingError(f"the {what} {path} separates its columns with {used[0]}; SONATA types files "
+                                   f"(and bmtk) need single spaces: rewrite it space-separated")
+        raise BmtkScalingError(f"the {what} {path} has no {key} column (its columns: {list(table.columns)[:8]}): "
+                               "fix its header")
+    return table
 
 
 def _check_ids(pop: h5py.Group, dataset: str, ids: dict[str, np.ndarray], where: str) -> None:

@@ -29,7 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from bmtk_scaling.atomic import MARKER, exclusive_lock, write_json, write_text_atomic, written_by_us
+from bmtk_scaling.atomic import (
+    MARKER,
+    Protected,
+    claim,
+    exclusive_lock,
+    resolve_target,
+    write_json,
+    write_text_atomic,
+    written_by_us,
+)
 from bmtk_scaling.errors import BmtkScalingError, SpecError, SweepStopped
 from bmtk_scaling.sweep.grid import NetworkPoint, Point, check_points, expand_points, gpu_problem
 from bmtk_scaling.sweep.records import (
@@ -59,6 +68,9 @@ class SweepOutcome:
     remaining: int = 0
     csv: Path | None = None
     complete: bool = False  # every point of this call's selection is finished, none stopped on purpose
+
+
+SWEEP_KIND = "sweep results"
 
 
 def default_out_dir(spec: SweepSpec, reduced: bool) -> Path:
@@ -107,6 +119,12 @@ def run_sweep(spec: SweepSpec, out_dir: Path | None = None, *, reduced: bool = F
         raise SpecError(spec.source, [gpu])
     if out_dir.exists() and not out_dir.is_dir():
         raise BmtkScalingError(f"--out {out_dir} is a file: give a folder for the sweep's results")
+    source = Path(spec.source)  # the gate: never the spec or a folder holding it, a symlink loop, a read-only place
+    protected = Protected.of([source] if source.is_file() else [], [], owner=source.name)
+    if not (out_dir / SPEC_COPY).is_file():  # an existing sweep's folder is checked by _claim (its sweep's name)
+        out_dir = claim(out_dir, SWEEP_KIND, folder=True, option="--out", protected=protected, resume=True)
+    else:
+        protected.check(resolve_target(out_dir, "--out"), "--out", folder=True)
     # One local sweep per results folder at a time; SLURM array tasks share it and lock each point instead.
     with exclusive_lock(out_dir) if point_list is None else contextlib.nullcontext():
         return _execute(spec, out_dir, points, all_points, done, todo, max_points=max_points, keep_going=keep_going,
@@ -183,7 +201,7 @@ def _claim(out_dir: Path, spec: SweepSpec) -> None:
                                "choose another --out")
     write_text_atomic(copy, spec.text)
     if not written_by_us(out_dir):
-        write_json(out_dir / MARKER, {"written_by": "bmtk-scaling", "kind": "sweep results", "sweep": spec.name})
+        write_json(out_dir / MARKER, {"written_by": "bmtk-scaling", "kind": SWEEP_KIND, "sweep": spec.name})
 
 
 def _work(point: Point) -> float:

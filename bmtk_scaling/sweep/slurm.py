@@ -22,7 +22,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bmtk_scaling.atomic import write_text_atomic
+from bmtk_scaling.atomic import Protected, write_files_into
 from bmtk_scaling.sweep.grid import Point
 from bmtk_scaling.sweep.spec import SweepSpec
 
@@ -80,20 +80,26 @@ def _header(spec: SweepSpec, job: str, time: str, ntasks: int, lay: dict[str, in
     return "\n".join(lines) + "\n"
 
 
+SLURM_KIND = "slurm scripts"
+
+
 def write_slurm_scripts(spec: SweepSpec, points: list[Point], script_dir: Path, results_dir: str,
-                        reduced: bool = False) -> SlurmPlan:
-    """Write the scripts for ``points`` into ``script_dir``; ``results_dir`` as the jobs will see it."""
+                        reduced: bool = False, overwrite: bool = False) -> SlurmPlan:
+    """Write the scripts for ``points`` into ``script_dir``; ``results_dir`` as the jobs will see it.
+
+    Through the gate (:func:`~bmtk_scaling.atomic.write_files_into`): a folder of someone else's is
+    refused, and scripts written there before are replaced only with ``overwrite``.
+    """
     script_dir = Path(script_dir)
     plan = SlurmPlan(script_dir=script_dir)
-    write_text_atomic(script_dir / "spec.yaml", spec.text)
-    plan.files.append(script_dir / "spec.yaml")
+    texts: dict[str, str] = {"spec.yaml": spec.text}
     base = f'"${{BMTK_SCALING:-bmtk-scaling}}" sweep spec.yaml --out {shlex.quote(results_dir)}' + \
         (" --reduced" if reduced else "")
+    scripts = []
 
     def script(name: str, text: str) -> None:
-        write_text_atomic(script_dir / name, text)
-        (script_dir / name).chmod(0o755)
-        plan.files.append(script_dir / name)
+        texts[name] = text
+        scripts.append(name)
 
     script("prepare.sbatch", _header(spec, "prepare", spec.slurm.prepare_time or "02:00:00", 1, None, None)
            + f"{base} --prepare-only --no-progress\n")
@@ -105,8 +111,7 @@ def write_slurm_scripts(spec: SweepSpec, points: list[Point], script_dir: Path, 
         first = members[0]
         lay = layout(first, spec)
         listing = f"points_{shape}.txt"
-        write_text_atomic(script_dir / listing, "".join(f"{p.id}\n" for p in members))
-        plan.files.append(script_dir / listing)
+        texts[listing] = "".join(f"{p.id}\n" for p in members)
         body = (f"export OMP_NUM_THREADS={first.threads} SRUN_CPUS_PER_TASK={first.threads}\n"
                 f"{base} --point-list {listing} --array-index \"${{SLURM_ARRAY_TASK_ID:?run as a job array}}\" "
                 f"--launcher \"${{BMTK_SCALING_LAUNCHER:-srun}}\" --no-progress --no-report\n")
@@ -118,4 +123,8 @@ def write_slurm_scripts(spec: SweepSpec, points: list[Point], script_dir: Path, 
            "set -euo pipefail\ncd \"$(dirname \"$0\")\"\nmkdir -p logs\n"
            "prep=$(sbatch --parsable prepare.sbatch)\nids=()\n" + arrays + "\n"
            "sbatch --dependency=afterany:$(IFS=:; echo \"${ids[*]}\") collect.sbatch\n")
+    source = Path(spec.source)
+    protected = Protected.of([source] if source.is_file() else [], [], owner=source.name)
+    plan.files = write_files_into(script_dir, texts, SLURM_KIND, overwrite=overwrite, option="--slurm",
+                                  protected=protected, also=["logs"], executable=scripts)
     return plan
