@@ -13,6 +13,7 @@ two can be compared on the same model.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -20,8 +21,14 @@ from bmtk.simulator.bionet import BioSimulator, modules
 from bmtk.simulator.bionet.io_tools import io
 from neuron import h
 
-from bmtk_scaling._bmtk_private import record_spike, set_simulation_modules, simulation_modules
+from bmtk_scaling._bmtk_private import (
+    ecp_without_extracellular,
+    record_spike,
+    set_simulation_modules,
+    simulation_modules,
+)
 from bmtk_scaling.bionet.coreneuron_files import run_file_mode
+from bmtk_scaling.bionet.ecp import RecordedEcp
 from bmtk_scaling.bionet.reports import RECORDABLE, RecordedReport
 from bmtk_scaling.config.settings import Settings, read_settings
 from bmtk_scaling.mechanisms import export_coreneuron_library
@@ -43,7 +50,9 @@ class ScalingBioSimulator(BioSimulator):
     @classmethod
     def from_config(cls, config, network, set_recordings=True):
         settings = read_settings(config)
-        sim = super().from_config(config, network, set_recordings)
+        # CoreNEURON has no extracellular mechanism; the ECP there needs only use_fast_imem (see ecp.py)
+        with ecp_without_extracellular() if settings.engine.is_coreneuron else contextlib.nullcontext():
+            sim = super().from_config(config, network, set_recordings)
         sim.settings = settings
         sim.timings = {}
         sim.exchange_in_force = {}
@@ -53,7 +62,8 @@ class ScalingBioSimulator(BioSimulator):
         sim.output_dir = Path(config.output_dir)
         if settings.uses_psolve:
             set_simulation_modules(sim, [sim._psolve_module(mod) for mod in simulation_modules(sim)])
-        if settings.uses_file_mode and any(isinstance(m, RecordedReport) for m in simulation_modules(sim)):
+        if settings.uses_file_mode and any(isinstance(m, (RecordedReport, RecordedEcp))
+                                           for m in simulation_modules(sim)):
             raise NotImplementedError("reports are recorded in NEURON's memory, which CoreNEURON file mode "
                                       "frees before the run: remove the report or set coreneuron.file_mode false")
         return sim
@@ -61,6 +71,8 @@ class ScalingBioSimulator(BioSimulator):
     def _psolve_module(self, mod):
         if type(mod) in RECORDABLE:
             return RecordedReport(mod)
+        if type(mod) is modules.EcpMod:
+            return RecordedEcp(mod)
         if isinstance(mod, _PSOLVE_SAFE):
             return mod
         raise NotImplementedError(
@@ -88,7 +100,11 @@ class ScalingBioSimulator(BioSimulator):
         self.timings["initialize"] = t1 - t0
         io.log_info(f"Running {self.settings.engine.label} (psolve) for {self.tstop:.3f} ms, dt {self.dt:.3f} ms")
         before = shim_counters()
-        pc.psolve(self.tstop)
+        ecps = [mod for mod in simulation_modules(self) if isinstance(mod, RecordedEcp)]
+        if ecps:
+            self._psolve_in_chunks(ecps)
+        else:
+            pc.psolve(self.tstop)
         self._count_sites(before)
         pc.barrier()
         t2 = time.perf_counter()
@@ -99,6 +115,27 @@ class ScalingBioSimulator(BioSimulator):
             elif isinstance(mod, RecordedReport):
                 mod.collect(self)
         self._finish(t1, t2)
+
+    def _psolve_in_chunks(self, ecps: list[RecordedEcp]) -> None:
+        """psolve in chunks whose recorded membrane currents fit ``ecp_buffer_mib`` on every rank, folding them into
+        the ECP after each chunk (psolve is collective: every rank takes the chunk length of the fullest one)."""
+        budget = self.settings.ecp_buffer_mib * 2**20
+        chunk = int(pc.allreduce(min(e.chunk_steps(budget) for e in ecps), 3))
+        total, done, folding, chunks = int(self.n_steps), 0, 0.0, 0
+        while done < total:
+            target = min(done + chunk, total)
+            pc.psolve(self.tstop if target == total else target * self.dt)
+            reached = total if target == total else int(round(h.t / self.dt))
+            if reached <= done:
+                raise RuntimeError(f"psolve to step {target} stopped at t = {h.t} ms (step {done} before)")
+            t_fold = time.perf_counter()
+            for ecp in ecps:
+                ecp.fold(self, reached - done)
+            folding += time.perf_counter() - t_fold
+            chunks += 1
+            done = reached
+        self.timings["ecp_fold"] = folding
+        io.log_info(f"ECP: {chunks} psolve chunk(s) of up to {chunk} steps, {folding:.3f} s folding currents")
 
     def _finish(self, t_start: float, t_end: float) -> None:
         """Let every module write its output, mend the spike file, record the time it took."""

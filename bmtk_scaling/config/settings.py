@@ -213,6 +213,10 @@ class Settings(BaseModel):
         "lean", description="cell building: bmtk's loaders as shipped (bmtk), or the same cells with each swc file "
         "read once and the axon stub's define_shape made once for all cells, not once per cell (lean)",
         json_schema_extra=_cli())
+    ecp_buffer_mib: int = Field(
+        256, ge=1, le=1048576, description="memory per rank for the membrane currents an ECP (extracellular) report "
+        "records between two folds into the electrode matrix, MiB: psolve runs in chunks of as many steps as fit",
+        json_schema_extra=_cli())
     coreneuron: CoreNeuronOptions = Field(default_factory=CoreNeuronOptions)
     exchange: ExchangeOptions = Field(default_factory=ExchangeOptions)
     sites: SitesOptions = Field(default_factory=SitesOptions)
