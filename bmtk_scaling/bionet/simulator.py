@@ -50,8 +50,10 @@ class ScalingBioSimulator(BioSimulator):
     @classmethod
     def from_config(cls, config, network, set_recordings=True):
         settings = read_settings(config)
-        # CoreNEURON has no extracellular mechanism; the ECP there needs only use_fast_imem (see ecp.py)
-        with ecp_without_extracellular() if settings.engine.is_coreneuron else contextlib.nullcontext():
+        # bmtk inserts the extracellular mechanism for an ECP: CoreNEURON lacks it, NEURON then uses its sparse solver
+        # (~100x slower), and the ECP needs only use_fast_imem (see ecp.py)
+        lean_ecp = settings.uses_psolve and not settings.ecp_extracellular
+        with ecp_without_extracellular() if lean_ecp else contextlib.nullcontext():
             sim = super().from_config(config, network, set_recordings)
         sim.settings = settings
         sim.timings = {}
