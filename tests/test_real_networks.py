@@ -189,6 +189,33 @@ def test_bio_450cells_matches_stock(corpus):
     assert not [n for n in report["variants"][1]["notes"] if "built by bionet" in n]  # all lean but point targets
 
 
+def test_bio_450cells_ecp_config_runs_through_the_plugin(corpus):
+    """bmtk's config.simulation_ecp.json (tstop cut to 1000 ms like the other runs here) through ``bmtk-scaling run``:
+    ecp.h5 in bmtk's layout for the 87-channel linear electrode, one contribution file per biophysical cell, and the
+    spikes of stock's run without the report (the plugin's ECP adds no extracellular mechanism: the model is unchanged;
+    the values against stock's ECP are checked on the fixture in test_ecp.py and measured by bench/reports.py)."""
+    net = corpus / "bio_450cells"
+    config = net / "config.simulation_ecp.json"
+    data = json.loads(config.read_text())
+    data["run"]["tstop"] = 1000.0
+    data["manifest"]["$OUTPUT_DIR"] = "$BASE_DIR/output_ecp"
+    config.write_text(json.dumps(data, indent=2))
+    proc = cli("run", str(config), "--ranks", "2")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = net / "output_ecp"
+    with h5py.File(out / "ecp.h5") as h5:
+        assert h5["ecp/data"].shape == (10000, 87) and h5["ecp/data"].attrs["units"] == "mV"
+        assert h5["ecp/time"][()].tolist() == [0.0, 1000.0, 0.1]
+        assert h5["ecp/channel_id"][()].tolist() == list(range(87))
+        assert np.isfinite(h5["ecp/data"][()]).all() and np.abs(h5["ecp/data"][()]).max() > 0
+    assert len(list((out / "ecp_contributions").glob("*.h5"))) == 300
+    assert not (net / "ecp_contributions").exists()
+    stock = corpus / "cmp450" / "bmtk_neuron" / "spikes.h5"
+    if stock.is_file():  # the stock run of test_bio_450cells_matches_stock, same network and tstop
+        got = read_spikes(out / "spikes.h5")[["node_id", "timestamp"]].to_numpy()
+        assert np.array_equal(got, read_spikes(stock)[["node_id", "timestamp"]].to_numpy())
+
+
 @pytest.mark.parametrize(("name", "compared"), [("bio_14cells", "cmp14"), ("bio_450cells", "cmp450")])
 def test_corpus_per_edge_equals_stock(corpus, name, compared):
     """per_edge on 1 rank against the stock run of the compare tests above (2 ranks; spikes do not depend on it)."""

@@ -4,7 +4,8 @@
 plugin's settings (the schema); the ``run`` section (finite, positive ``dt`` and ``tstop``); the
 network's files open and their edges point inside their populations, with finite delays and weights
 and no delay below ``dt``; the partition map fits the network and the rank count and leaves no rank
-empty; the mechanisms are compiled from their current mod files (recompiled where the plugin
+empty; every input and report module can run under psolve and CoreNEURON where the run uses them
+(:func:`check_modules`); the mechanisms are compiled from their current mod files (recompiled where the plugin
 installed them), CoreNEURON's library too when the engine is CoreNEURON; GPU support for the GPU
 engine; and the output folder is one that may be written (:func:`check_output_location`).
 """
