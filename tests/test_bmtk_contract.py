@@ -161,3 +161,12 @@ def test_is_bmtk_exp2syn_setter(seen):
     """The hoc loop of per_edge makes exactly this: an Exp2Syn with e, tau1 and tau2 and nothing else set."""
     assert seen["exp2syn_setter"] == {"is_bmtk": True, "kind": "Exp2Syn", "values": [-70.0, 0.7, 4.0],
                                       "sets": ["syn.e", "syn.tau1", "syn.tau2"]}
+
+
+def test_ecp_helpers(seen):
+    """ecp_without_extracellular, ecp_cell_gids, ecp_transfer_matrix, write_ecp_rows, release_unused_ecp_buffers."""
+    ecp = seen["ecp"]
+    assert ecp["extracellular_inserted"] is False and ecp["restored"]
+    assert ecp["gids"] == ecp["local_gids"] and ecp["matrix_shapes_fit"]
+    assert ecp["sum_written"] and ecp["contribution_written"]  # rows handed over in two calls, blocks as bmtk's
+    assert ecp["buffers_before"] == len(ecp["gids"]) and ecp["buffers_after"] == 0
