@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 from neuron import h
+from threadpoolctl import threadpool_limits
 
 from bmtk_scaling._bmtk_private import ecp_cell_gids, ecp_transfer_matrix, release_unused_ecp_buffers, write_ecp_rows
 
@@ -64,12 +65,14 @@ class RecordedEcp:
         if n_steps <= 0:
             return
         contributions = []
-        for gid, vectors in self._vectors.items():
-            currents = np.empty((len(vectors), n_steps))
-            for row, vec in enumerate(vectors):
-                currents[row] = vec.as_numpy()[-n_steps:]
-                vec.resize(0)
-            contributions.append((gid, (ecp_transfer_matrix(self.module, gid) @ currents).T))
+        # one BLAS thread: each MPI rank has its core, and a threaded product between ranks ran 8x slower here
+        with threadpool_limits(limits=1, user_api="blas"):
+            for gid, vectors in self._vectors.items():
+                currents = np.empty((len(vectors), n_steps))
+                for row, vec in enumerate(vectors):
+                    currents[row] = vec.as_numpy()[-n_steps:]
+                    vec.resize(0)
+                contributions.append((gid, (ecp_transfer_matrix(self.module, gid) @ currents).T))
         write_ecp_rows(self.module, sim, contributions, self._steps_done, n_steps)
         self._steps_done += n_steps
 
