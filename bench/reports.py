@@ -1,6 +1,6 @@
 """The ECP (extracellular potential) report: stock bmtk against the plugin, and what the ECP itself costs.
 
-bmtk's bio_450cells with its shipped ``config.simulation_ecp.json`` (a linear electrode of 87 channels,
+bmtk's bio_450cells with its shipped ``config.simulation_ecp.json`` (a linear electrode of 86 channels,
 per-cell contributions; ``tstop`` set to ``--tstop``), and the same config without the ECP report, each
 through ``compare`` (stock BMTK-NEURON, NEURON psolve, CoreNEURON; a variant refused before it runs is
 listed with the reason) on every rank count. Per variant: set-up (load + build + setup) and simulate

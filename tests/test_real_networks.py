@@ -191,7 +191,7 @@ def test_bio_450cells_matches_stock(corpus):
 
 def test_bio_450cells_ecp_config_runs_through_the_plugin(corpus):
     """bmtk's config.simulation_ecp.json (tstop cut to 1000 ms like the other runs here) through ``bmtk-scaling run``:
-    ecp.h5 in bmtk's layout for the 87-channel linear electrode, one contribution file per biophysical cell, and the
+    ecp.h5 in bmtk's layout for the 86-channel linear electrode, one contribution file per biophysical cell, and the
     spikes of stock's run without the report (the plugin's ECP adds no extracellular mechanism: the model is unchanged;
     the values against stock's ECP are checked on the fixture in test_ecp.py and measured by bench/reports.py)."""
     net = corpus / "bio_450cells"
@@ -204,9 +204,9 @@ def test_bio_450cells_ecp_config_runs_through_the_plugin(corpus):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = net / "output_ecp"
     with h5py.File(out / "ecp.h5") as h5:
-        assert h5["ecp/data"].shape == (10000, 87) and h5["ecp/data"].attrs["units"] == "mV"
+        assert h5["ecp/data"].shape == (10000, 86) and h5["ecp/data"].attrs["units"] == "mV"
         assert h5["ecp/time"][()].tolist() == [0.0, 1000.0, 0.1]
-        assert h5["ecp/channel_id"][()].tolist() == list(range(87))
+        assert h5["ecp/channel_id"][()].tolist() == list(range(86))
         assert np.isfinite(h5["ecp/data"][()]).all() and np.abs(h5["ecp/data"][()]).max() > 0
     assert len(list((out / "ecp_contributions").glob("*.h5"))) == 300
     assert not (net / "ecp_contributions").exists()
