@@ -129,13 +129,15 @@ electrodes = Path(conf.output_dir) / "electrodes.csv"
 electrodes.write_text("channel x_pos y_pos z_pos\n0 10.0 0 5.0\n1 10.0 -30 5.0\n2 10.0 30 5.0\n")
 ecp = modules.EcpMod(tmp_dir=str(conf.output_dir), file_name="ecp.h5", electrode_positions=str(electrodes),
                      cells="pairs", contributions_dir="contributions")
+block_was, sim._nsteps_block = sim._nsteps_block, 64  # blocks smaller than a call: rows cross block ends
 ecp.initialize(sim)
+sim._nsteps_block = block_was
 gids = bp.ecp_cell_gids(ecp)
 shapes = {int(g): list(bp.ecp_transfer_matrix(ecp, g).shape) for g in gids}
 nsegs = {int(g): int(sum(sec.nseg for sec in net.get_cell_gid(g).hobj.all)) for g in gids}
-n, block = int(sim.n_steps), int(sim.nsteps_block)
+n, block = int(sim.n_steps), int(ecp._block_size)
 rows = {g: np.arange(n * 3, dtype=float).reshape(n, 3) * (i + 1) for i, g in enumerate(gids)}
-half = n // 2 + 1  # two calls, the first ending inside a block
+half = n // 2 + 1  # two calls, the first ending inside a block, each spanning several
 bp.write_ecp_rows(ecp, sim, [(g, r[:half]) for g, r in rows.items()], 0, half)
 bp.write_ecp_rows(ecp, sim, [(g, r[half:]) for g, r in rows.items()], half, n - half)
 ecp.finalize(sim)

@@ -168,5 +168,6 @@ def test_ecp_helpers(seen):
     ecp = seen["ecp"]
     assert ecp["extracellular_inserted"] is False and ecp["restored"]
     assert ecp["gids"] == ecp["local_gids"] and ecp["matrix_shapes_fit"]
+    assert ecp["block"] == 64 and ecp["steps"] > 2 * ecp["block"]
     assert ecp["sum_written"] and ecp["contribution_written"]  # rows handed over in two calls, blocks as bmtk's
     assert ecp["buffers_before"] == len(ecp["gids"]) and ecp["buffers_after"] == 0
