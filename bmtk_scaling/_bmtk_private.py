@@ -483,3 +483,70 @@ def lean_cell_loading() -> Iterator[None]:
         cell_models.h = original
         if proxy.asked:
             original.define_shape()
+
+
+# --- bionet: the ECP module's state -----------------------------------------------------------
+
+
+def ecp_cell_gids(ecp_module: Any) -> list[int]:
+    """The gids bmtk's ``EcpMod`` sums on this rank, in the order its ``step`` adds them (after ``initialize``)."""
+    return list(ecp_module._local_gids)
+
+
+def ecp_transfer_matrix(ecp_module: Any, gid: int) -> Any:
+    """bmtk's electrode transfer matrix of ``gid`` (channels x segments, in ``hobj.all`` segment order)."""
+    return ecp_module._rel.get_transfer_resistance(gid)
+
+
+def release_unused_ecp_buffers(ecp_module: Any) -> None:
+    """Drop the per-cell block buffers ``EcpMod`` keeps even when no ``contributions_dir`` is asked for
+    (block steps x channels doubles per cell; only its ``step`` fills them, and that is never called here)."""
+    if not ecp_module._save_individ_cells:
+        ecp_module._saved_gids = {}
+
+
+def write_ecp_rows(ecp_module: Any, sim: Any, contributions: Sequence[tuple[int, Any]], first_step: int,
+                   n: int) -> None:
+    """Put the ECP of the ``n`` steps after ``first_step`` into ``EcpMod``'s block buffers as its ``step`` would,
+    and let its ``block`` write each block that fills.
+
+    ``contributions``: ``(gid, steps x channels)`` per cell, in :func:`ecp_cell_gids` order. Rows are added to the
+    block buffer cell by cell, as bmtk adds them step by step (the same sum, the same order), and each cell's rows
+    go to its own buffer when contributions are saved. A block ends where bmtk's would: every ``nsteps_block``
+    steps and at the last step.
+    """
+    block_size = int(ecp_module._block_size)
+    saved = ecp_module._saved_gids
+    done = 0
+    while done < n:
+        row = int(ecp_module._block_step)
+        take = min(block_size - row, n - done)
+        for gid, ecp in contributions:
+            part = ecp[done:done + take]
+            if gid in saved:
+                saved[gid][row:row + take] = part
+            ecp_module._data_block[row:row + take] += part
+        ecp_module._block_step = row + take
+        done += take
+        step = first_step + done
+        if ecp_module._block_step == block_size or step == sim.n_steps:
+            ecp_module.block(sim, (step - ecp_module._block_step, step))
+
+
+@contextlib.contextmanager
+def ecp_without_extracellular() -> Iterator[None]:
+    """While active, bionet's ``BioCell.setup_ecp`` (called for every biophysical cell when a config has an ECP
+    report) does not insert NEURON's ``extracellular`` mechanism, which CoreNEURON lacks and NEURON cannot uninsert.
+
+    ``cvode.use_fast_imem`` gives ``i_membrane_`` without it; with bmtk's default parameters (``xg`` and
+    ``xraxial`` 1e9) it only shorts the extracellular layers to ground.
+    """
+    from bmtk.simulator.bionet.biocell import BioCell
+
+    name = "_BioCell__set_extracell_mechanism"
+    original = getattr(BioCell, name)
+    setattr(BioCell, name, lambda self: None)
+    try:
+        yield
+    finally:
+        setattr(BioCell, name, original)

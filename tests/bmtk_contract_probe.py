@@ -140,6 +140,48 @@ seen["exp2syn_setter"] = {"is_bmtk": bool(bp.is_bmtk_exp2syn_setter(setter)), "k
                           "values": [made.e, made.tau1, made.tau2], "sets": sorted(
                               line.strip().split(" = ")[0] for line in inspect.getsource(synapse_models.Exp2Syn)
                               .splitlines() if line.strip().startswith("syn.") and " = " in line)}
+# the ECP helpers: what bmtk's EcpMod keeps after its own initialize, and the rows its block writer is handed
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+from bmtk.simulator.bionet.biocell import BioCell  # noqa: E402
+
+cells = list(bp.local_cells(net)["pairs"].values())
+with bp.ecp_without_extracellular():
+    for cell in cells:
+        cell.setup_ecp()
+inserted = any(sec.has_membrane("extracellular") for cell in cells for sec in cell.hobj.all)
+electrodes = Path(conf.output_dir) / "electrodes.csv"
+electrodes.write_text("channel x_pos y_pos z_pos\n0 10.0 0 5.0\n1 10.0 -30 5.0\n2 10.0 30 5.0\n")
+ecp = modules.EcpMod(tmp_dir=str(conf.output_dir), file_name="ecp.h5", electrode_positions=str(electrodes),
+                     cells="pairs", contributions_dir="contributions")
+block_was, sim._nsteps_block = sim._nsteps_block, 64  # blocks smaller than a call: rows cross block ends
+ecp.initialize(sim)
+sim._nsteps_block = block_was
+gids = bp.ecp_cell_gids(ecp)
+shapes = {int(g): list(bp.ecp_transfer_matrix(ecp, g).shape) for g in gids}
+nsegs = {int(g): int(sum(sec.nseg for sec in net.get_cell_gid(g).hobj.all)) for g in gids}
+n, block = int(sim.n_steps), int(ecp._block_size)
+rows = {g: np.arange(n * 3, dtype=float).reshape(n, 3) * (i + 1) for i, g in enumerate(gids)}
+half = n // 2 + 1  # two calls, the first ending inside a block, each spanning several
+bp.write_ecp_rows(ecp, sim, [(g, r[:half]) for g, r in rows.items()], 0, half)
+bp.write_ecp_rows(ecp, sim, [(g, r[half:]) for g, r in rows.items()], half, n - half)
+ecp.finalize(sim)
+with h5py.File(Path(conf.output_dir) / "ecp.h5") as h5:
+    written = h5["ecp/data"][()]
+with h5py.File(Path(conf.output_dir) / "contributions" / f"{gids[0]}.h5") as h5:
+    one = h5["ecp/data"][()]
+ecp2 = modules.EcpMod(tmp_dir=str(conf.output_dir), file_name="ecp2.h5", electrode_positions=str(electrodes),
+                      cells="pairs")
+ecp2.initialize(sim)
+had = len(ecp2._saved_gids)
+bp.release_unused_ecp_buffers(ecp2)
+seen["ecp"] = {"extracellular_inserted": bool(inserted), "restored": "_BioCell__set_extracell_mechanism" in
+               vars(BioCell) and not vars(BioCell)["_BioCell__set_extracell_mechanism"].__name__ == "<lambda>",
+               "gids": sorted(int(g) for g in gids), "local_gids": sorted(int(g) for g in net.get_local_cells()),
+               "matrix_shapes_fit": all(shapes[g] == [3, nsegs[g]] for g in shapes), "steps": n, "block": block,
+               "sum_written": bool(np.array_equal(written, sum(rows.values()))),
+               "contribution_written": bool(np.array_equal(one, rows[gids[0]])),
+               "buffers_before": had, "buffers_after": len(ecp2._saved_gids)}
 bp.set_simulation_modules(sim, [m for m in mods if isinstance(m, modules.SpikesMod)])
 seen["modules_after_set"] = [type(m).__name__ for m in bp.simulation_modules(sim)]
 spikes_mod = bp.simulation_modules(sim)[0]

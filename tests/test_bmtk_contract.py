@@ -177,3 +177,12 @@ def test_round_robin_rows(seen):
 
 def test_use_simulator(seen):
     assert seen["use_simulator"]
+
+def test_ecp_helpers(seen):
+    """ecp_without_extracellular, ecp_cell_gids, ecp_transfer_matrix, write_ecp_rows, release_unused_ecp_buffers."""
+    ecp = seen["ecp"]
+    assert ecp["extracellular_inserted"] is False and ecp["restored"]
+    assert ecp["gids"] == ecp["local_gids"] and ecp["matrix_shapes_fit"]
+    assert ecp["block"] == 64 and ecp["steps"] > 2 * ecp["block"]
+    assert ecp["sum_written"] and ecp["contribution_written"]  # rows handed over in two calls, blocks as bmtk's
+    assert ecp["buffers_before"] == len(ecp["gids"]) and ecp["buffers_after"] == 0

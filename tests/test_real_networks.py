@@ -231,6 +231,32 @@ def test_bio_14cells_configured_for_coreneuron_runs_on_one_rank(corpus):
     got = read_spikes(net / "out_cn1" / "spikes.h5")[["node_id", "timestamp"]].to_numpy()
     assert np.array_equal(got, read_spikes(stock)[["node_id", "timestamp"]].to_numpy())
 
+def test_bio_450cells_ecp_config_runs_through_the_plugin(corpus):
+    """bmtk's config.simulation_ecp.json (tstop cut to 1000 ms like the other runs here) through ``bmtk-scaling run``:
+    ecp.h5 in bmtk's layout for the 86-channel linear electrode (without its per-cell contributions), and the
+    spikes of stock's run without the report (the plugin's ECP adds no extracellular mechanism: the model is unchanged;
+    the values against stock's ECP are checked on the fixture in test_ecp.py and measured by bench/reports.py)."""
+    net = corpus / "bio_450cells"
+    config = net / "config.simulation_ecp.json"
+    data = json.loads(config.read_text())
+    data["run"]["tstop"] = 1000.0
+    data["manifest"]["$OUTPUT_DIR"] = "$BASE_DIR/output_ecp"
+    del data["reports"]["ecp"]["contributions_dir"]  # 300 files, 2 GB at 1000 ms; test_ecp.py checks them
+    config.write_text(json.dumps(data, indent=2))
+    proc = cli("run", str(config), "--ranks", "2")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = net / "output_ecp"
+    with h5py.File(out / "ecp.h5") as h5:
+        assert h5["ecp/data"].shape == (10000, 86) and h5["ecp/data"].attrs["units"] == "mV"
+        assert h5["ecp/time"][()].tolist() == [0.0, 1000.0, 0.1]
+        assert h5["ecp/channel_id"][()].tolist() == list(range(86))
+        assert np.isfinite(h5["ecp/data"][()]).all() and np.abs(h5["ecp/data"][()]).max() > 0
+    assert not list(out.glob("tmp_*"))  # bmtk's per-rank files are gone
+    stock = corpus / "cmp450" / "bmtk_neuron" / "spikes.h5"
+    if stock.is_file():  # the stock run of test_bio_450cells_matches_stock, same network and tstop
+        got = read_spikes(out / "spikes.h5")[["node_id", "timestamp"]].to_numpy()
+        assert np.array_equal(got, read_spikes(stock)[["node_id", "timestamp"]].to_numpy())
+
 
 @pytest.mark.parametrize(("name", "compared"), [("bio_14cells", "cmp14"), ("bio_450cells", "cmp450")])
 def test_corpus_per_edge_equals_stock(corpus, name, compared):

@@ -13,6 +13,7 @@ two can be compared on the same model.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from pathlib import Path
@@ -21,9 +22,15 @@ from bmtk.simulator.bionet import BioSimulator, modules
 from bmtk.simulator.bionet.io_tools import io
 from neuron import h
 
-from bmtk_scaling._bmtk_private import record_spike, set_simulation_modules, simulation_modules
+from bmtk_scaling._bmtk_private import (
+    ecp_without_extracellular,
+    record_spike,
+    set_simulation_modules,
+    simulation_modules,
+)
 from bmtk_scaling.bionet.build_cycles import build_part
 from bmtk_scaling.bionet.coreneuron_files import run_file_mode
+from bmtk_scaling.bionet.ecp import RecordedEcp
 from bmtk_scaling.bionet.reports import RECORDABLE, RecordedReport
 from bmtk_scaling.config.settings import Settings, read_settings
 from bmtk_scaling.mechanisms import export_coreneuron_library
@@ -49,7 +56,11 @@ class ScalingBioSimulator(BioSimulator):
         cycles = settings.coreneuron.build_cycles if settings.uses_file_mode else 1
         if cycles > 1 and getattr(network, "build_part", None) is None:
             network.build_part = (0, cycles)  # the first build cycle; the others are built in run()
-        sim = super().from_config(config, network, set_recordings)
+        # bmtk inserts the extracellular mechanism for an ECP: CoreNEURON lacks it, NEURON then uses its sparse solver
+        # (~100x slower), and the ECP needs only use_fast_imem (see ecp.py)
+        lean_ecp = settings.uses_psolve and not settings.ecp_extracellular
+        with ecp_without_extracellular() if lean_ecp else contextlib.nullcontext():
+            sim = super().from_config(config, network, set_recordings)
         sim.settings = settings
         sim.source_config = config
         sim.timings = {}
@@ -62,7 +73,8 @@ class ScalingBioSimulator(BioSimulator):
         sim.output_dir = Path(config.output_dir)
         if settings.uses_psolve:
             set_simulation_modules(sim, [sim._psolve_module(mod) for mod in simulation_modules(sim)])
-        if settings.uses_file_mode and any(isinstance(m, RecordedReport) for m in simulation_modules(sim)):
+        if settings.uses_file_mode and any(isinstance(m, (RecordedReport, RecordedEcp))
+                                           for m in simulation_modules(sim)):
             raise NotImplementedError("reports are recorded in NEURON's memory, which CoreNEURON file mode "
                                       "frees before the run: remove the report or set coreneuron.file_mode false")
         return sim
@@ -70,6 +82,8 @@ class ScalingBioSimulator(BioSimulator):
     def _psolve_module(self, mod):
         if type(mod) in RECORDABLE:
             return RecordedReport(mod)
+        if type(mod) is modules.EcpMod:
+            return RecordedEcp(mod)
         if isinstance(mod, _PSOLVE_SAFE):
             return mod
         raise NotImplementedError(
@@ -97,9 +111,13 @@ class ScalingBioSimulator(BioSimulator):
         self.timings["initialize"] = t1 - t0
         io.log_info(f"Running {self.settings.engine.label} (psolve) for {self.tstop:.3f} ms, dt {self.dt:.3f} ms")
         before = shim_counters()
-        # CoreNEURON takes the model over from NEURON on every psolve call (bench/progress.py measures it): one
-        # call, and CoreNEURON's own progress bar (rank 0's stdout), which the runner relays
-        self._psolve(self.tstop, 0.0 if self.settings.engine.is_coreneuron else self.settings.progress_interval_s)
+        ecps = [mod for mod in simulation_modules(self) if isinstance(mod, RecordedEcp)]
+        if ecps:
+            self._psolve_in_chunks(ecps)
+        else:
+            # CoreNEURON takes the model over from NEURON on every psolve call (bench/progress.py measures it): one
+            # call, and CoreNEURON's own progress bar (rank 0's stdout), which the runner relays
+            self._psolve(self.tstop, 0.0 if self.settings.engine.is_coreneuron else self.settings.progress_interval_s)
         self._count_sites(before)
         pc.barrier()
         t2 = time.perf_counter()
@@ -139,6 +157,30 @@ class ScalingBioSimulator(BioSimulator):
             report("simulate", round(min(t, tstop), 3), tstop, "ms", simulate_detail(t, tstop, wall), rank)
             chunk = int(pc.py_broadcast(_next_piece(measured, interval_s, least), 0))
         return calls
+
+    def _psolve_in_chunks(self, ecps: list[RecordedEcp]) -> None:
+        """psolve in chunks whose recorded membrane currents fit ``ecp_buffer_mib`` on every rank, folding them into
+        the ECP after each chunk (psolve is collective: every rank takes the chunk length of the fullest one)."""
+        budget = self.settings.ecp_buffer_mib * 2**20
+        chunk = int(pc.allreduce(min(e.chunk_steps(budget) for e in ecps), 3))
+        total, done, folding, chunks, wall0 = int(self.n_steps), 0, 0.0, 0, time.perf_counter()
+        while done < total:
+            target = min(done + chunk, total)
+            pc.psolve(self.tstop if target == total else target * self.dt)
+            reached = total if target == total else int(round(h.t / self.dt))
+            if reached <= done:
+                raise RuntimeError(f"psolve to step {target} stopped at t = {h.t} ms (step {done} before)")
+            t_fold = time.perf_counter()
+            for ecp in ecps:
+                ecp.fold(self, reached - done)
+            folding += time.perf_counter() - t_fold
+            chunks += 1
+            done = reached
+            t = min(done * self.dt, self.tstop)
+            wall = time.perf_counter() - wall0
+            report("simulate", round(t, 3), self.tstop, "ms", simulate_detail(t, self.tstop, wall), int(pc.id()))
+        self.timings["ecp_fold"] = folding
+        io.log_info(f"ECP: {chunks} psolve chunk(s) of up to {chunk} steps, {folding:.3f} s folding currents")
 
     def _finish(self, t_start: float, t_end: float) -> None:
         """Let every module write its output, mend the spike file, record the time it took."""

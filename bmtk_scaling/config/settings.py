@@ -222,6 +222,14 @@ class Settings(BaseModel):
         10.0, ge=0.0, description="seconds of wall time between progress updates while simulating: psolve runs "
         "in pieces of about this length, spikes unchanged (0: one psolve call, no progress)",
         json_schema_extra=_cli("progress-interval"))
+    ecp_buffer_mib: int = Field(
+        256, ge=1, le=1048576, description="memory per rank for the membrane currents an ECP (extracellular) report "
+        "records between two folds into the electrode matrix, MiB: psolve runs in chunks of as many steps as fit",
+        json_schema_extra=_cli())
+    ecp_extracellular: bool = Field(
+        False, description="insert NEURON's extracellular mechanism into every biophysical cell for an ECP report, as "
+        "bmtk does: stock's exact model, but NEURON then solves the whole model with its sparse solver, about 100x "
+        "slower (NEURON only; the ECP needs only i_membrane_)", json_schema_extra=_cli())
     coreneuron: CoreNeuronOptions = Field(default_factory=CoreNeuronOptions)
     exchange: ExchangeOptions = Field(default_factory=ExchangeOptions)
     sites: SitesOptions = Field(default_factory=SitesOptions)
@@ -230,6 +238,8 @@ class Settings(BaseModel):
     def _engine_rules(self) -> Settings:
         if self.engine.is_coreneuron and self.neuron_loop == "bmtk":
             raise ValueError("neuron_loop 'bmtk' (stock h.run) runs on NEURON only: use 'psolve' with CoreNEURON")
+        if self.engine.is_coreneuron and self.ecp_extracellular:
+            raise ValueError("ecp_extracellular runs on NEURON only: CoreNEURON has no extracellular mechanism")
         permute = self.coreneuron.cell_permute
         if self.engine.is_coreneuron and permute is not None and permute not in self.valid_cell_permute:
             raise ValueError(f"coreneuron.cell_permute {permute} is not allowed on {self.engine.label}: NEURON "
@@ -247,6 +257,8 @@ class Settings(BaseModel):
     @property
     def cell_permute(self) -> int:
         """The permutation CoreNEURON will use (NEURON's default where unset)."""
+        if self.engine.is_coreneuron and self.ecp_extracellular:
+            raise ValueError("ecp_extracellular runs on NEURON only: CoreNEURON has no extracellular mechanism")
         permute = self.coreneuron.cell_permute
         return permute if permute is not None else (1 if self.engine.gpu else 0)
 

@@ -6,7 +6,8 @@ network's files open and their edges point inside their populations, with finite
 and no delay below ``dt`` on an edge between cells on different ranks; what else the run reads
 (:mod:`bmtk_scaling.run.inputs`: population names, ``hoc:`` templates, ``model_processing``, spike
 inputs, ASCII component paths, no more ranks than cells); the partition map fits the network and the
-rank count and leaves no rank empty; the expected peak memory fits this machine (:mod:`memory_plan`,
+rank count and leaves no rank empty; every input and report module can run
+under psolve and CoreNEURON where the run uses them (:func:`check_modules`); the expected peak memory fits this machine (:mod:`memory_plan`,
 the smallest number of build cycles that would is named); the output folder passes the gate
 (:func:`check_output_location`); then the mechanisms are compiled from their current mod files
 (recompiled where the plugin installed them), CoreNEURON's library too when the engine is CoreNEURON;
@@ -73,6 +74,7 @@ def plan_run(config: str | Path, ranks: int, check_output: bool = True, check_me
     if summary.min_delay is not None and summary.min_delay < dt:
         _check_crossing_delays(files, pmap, ranks, dt)
     check_run_inputs(sim, files, _component_dirs(sim), ranks)
+    check_modules(sim, settings)
     memory = plan_memory(settings, ranks, sum(summary.populations.values()), summary.edges, _imbalance(pmap))
     from network_builders._build import available_memory
 
@@ -136,6 +138,72 @@ def check_output_location(sim: LoadedConfig, out: Path, earlier_outputs_ok: bool
         if earlier_outputs_ok and refused.reason in ("foreign", "kind", "exists"):
             return refused.path
         raise
+
+
+# bmtk modules that psolve and CoreNEURON cannot run, keyed by (config section, module): why, and what to do instead
+_PER_STEP = ("it runs Python after every step, which pc.psolve and CoreNEURON never call")
+_BMTK_LOOP = "run it on NEURON with \"bmtk_scaling\": {\"neuron_loop\": \"bmtk\"}"
+REFUSED_UNDER_PSOLVE = {
+    ("inputs", "xstim"): (f"extracellular stimulation sets every segment's e_extracellular: {_PER_STEP}, and it needs "
+                          "NEURON's extracellular mechanism, which CoreNEURON lacks", _BMTK_LOOP),
+    ("inputs", "SEClamp"): (f"bmtk's SEClamp input switches the clamp's series resistance: {_PER_STEP}",
+                            f"{_BMTK_LOOP}, or give the clamp as an IClamp input"),
+    ("inputs", "comsol"): (f"the COMSOL input sets extracellular potentials: {_PER_STEP}", _BMTK_LOOP),
+    ("inputs", "ecephys_probe"): ("its spike inputs are connected through bionet's own edge objects as the run starts, "
+                                  "which the plugin's lean instantiation does not keep",
+                                  f"{_BMTK_LOOP} with \"synapses\": \"bmtk\", or convert the units to a SONATA "
+                                  "spike file and give it as a spikes input"),
+    ("reports", "clamp_report"): (f"it reads each clamp's current: {_PER_STEP}",
+                                  f"{_BMTK_LOOP}, or record the clamp's cell with a membrane_report"),
+    ("reports", "SaveSynapses"): ("it walks bionet's per-edge NetCon objects, which lean instantiation does not make",
+                                  f"{_BMTK_LOOP} with \"synapses\": \"bmtk\""),
+    ("reports", "save_synapses"): ("it walks bionet's per-edge NetCon objects, which lean instantiation does not make",
+                                   f"{_BMTK_LOOP} with \"synapses\": \"bmtk\""),
+}
+
+
+def check_modules(sim: LoadedConfig, settings: Settings) -> None:
+    """Refuse, before launch, every input and report module the run's loop cannot run (see docs/real-networks.md)."""
+    if not settings.uses_psolve:
+        return
+    for config in _with_circuit(sim):
+        for section in ("inputs", "reports"):
+            entries = config.data.get(section) or {}
+            if not isinstance(entries, dict):
+                continue
+            for name, entry in entries.items():
+                if not isinstance(entry, dict):
+                    continue
+                module = entry.get("module")
+                where = f"{config.path}: {section}.{name} (module {module!r})"
+                if (section, module) in REFUSED_UNDER_PSOLVE:
+                    reason, instead = REFUSED_UNDER_PSOLVE[(section, module)]
+                    raise ConfigError(f"{where} cannot run under psolve or CoreNEURON: {reason}; {instead}")
+                if section == "reports" and module == "membrane_report" and entry.get("transform"):
+                    raise ConfigError(
+                        f"{where}: report transforms are applied in Python after every step, which psolve and "
+                        "CoreNEURON never call (and bmtk 1.2's only transform, first_element, fails on a NEURON "
+                        "value even on its own loop); record the variable itself and transform the report "
+                        "afterwards")
+                if section == "reports" and module == "extracellular":
+                    _check_ecp(config, entry, where, settings)
+
+
+def _check_ecp(config: LoadedConfig, entry: dict, where: str, settings: Settings) -> None:
+    if settings.uses_file_mode:
+        raise ConfigError(f"{where}: the ECP is folded from membrane currents recorded in NEURON's memory, which "
+                          "CoreNEURON file mode frees before the run; set bmtk_scaling.coreneuron.file_mode false")
+    contributions = entry.get("contributions_dir")
+    if contributions is None:
+        return
+    inside = isinstance(contributions, str) and contributions != ""
+    if inside and ("$" in contributions or Path(contributions).is_absolute()):
+        path, out = config.resolve(contributions), output_dir(config)
+        inside = path != out and out in path.parents
+    if not inside:
+        raise ConfigError(f"{where}: contributions_dir {contributions!r} lies outside the run's output folder, "
+                          "which is written as a whole only when the run succeeds; give a path relative to the "
+                          "output folder (e.g. \"ecp_contributions\")")
 
 
 def _run_section(sim: LoadedConfig) -> tuple[float, float]:

@@ -154,8 +154,13 @@ def _absolute(value: str, folder: Path) -> Path:
 
 
 def is_path_key(key: object) -> bool:
-    """A key whose value SONATA reads as a path relative to the config's folder."""
-    return isinstance(key, str) and (key == "network" or key.endswith(("_file", "_dir", "_path")))
+    """A key whose value SONATA reads as a path relative to the config's folder.
+
+    Not an ECP's ``contributions_dir``: the plugin writes it inside the run's output folder (bmtk, against
+    the config's folder, where a second run fails on the files the first left).
+    """
+    return isinstance(key, str) and key != "contributions_dir" and (
+        key == "network" or key.endswith(("_file", "_dir", "_path")))
 
 
 def _substitute(node: Any, loaded, key: object = None, section: object = None) -> Any:
@@ -211,6 +216,13 @@ def resolved_for_bmtk(config_path: Path, out_dir: Path | None = None, mechanisms
             name = report.get("file_name") if isinstance(report, dict) else None
             if isinstance(name, str) and Path(name).is_absolute() and configured in Path(name).parents:
                 report["file_name"] = str(out_dir / Path(name).relative_to(configured))
+            where = report.get("contributions_dir") if isinstance(report, dict) else None
+            if isinstance(where, str):  # an ECP's per-cell files: inside the output folder (bmtk: the config's)
+                path = Path(where)
+                if not path.is_absolute():
+                    report["contributions_dir"] = str(out_dir / path)
+                elif path == configured or configured in path.parents:
+                    report["contributions_dir"] = str(out_dir / path.relative_to(configured))
     resolved["config_path"] = str(sim.path)
     resolved["config_dir"] = str(sim.path.parent)
     return resolved
