@@ -6,10 +6,10 @@ network's files open and their edges point inside their populations, with finite
 and no delay below ``dt`` on an edge between cells on different ranks; what else the run reads
 (:mod:`bmtk_scaling.run.inputs`: population names, ``hoc:`` templates, ``model_processing``, spike
 inputs, ASCII component paths, no more ranks than cells); the partition map fits the network and the
-rank count and leaves no rank empty; every input and report module can run
-under psolve and CoreNEURON where the run uses them (:func:`check_modules`); the expected peak memory fits this machine (:mod:`memory_plan`,
-the smallest number of build cycles that would is named); the output folder passes the gate
-(:func:`check_output_location`); then the mechanisms are compiled from their current mod files
+rank count and leaves no rank empty; every input and report module can run under psolve and
+CoreNEURON where the run uses them (:func:`check_modules`); the expected peak memory fits this machine
+(:mod:`memory_plan`, the smallest number of build cycles that would is named); the output folder passes
+the gate (:func:`check_output_location`); then the mechanisms are compiled from their current mod files
 (recompiled where the plugin installed them), CoreNEURON's library too when the engine is CoreNEURON;
 and GPU support for the GPU engine.
 """
