@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import resource
+import shutil
 import time
 from pathlib import Path
+
+CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "realnets" / "bmtk"  # bmtk's examples
 
 
 def _child(fn, kwargs, queue):
@@ -44,3 +47,11 @@ def write_json(path: Path, data: dict) -> None:
 
     write_file(Path(path), json.dumps(data, indent=2, default=str) + "\n", "bench results", overwrite=True,
                recognise=is_json_with("machine"))
+
+
+def copy_corpus(dest: Path, *names: str) -> None:
+    """Writable copies of bmtk's examples ``names`` in ``dest`` (../shared is read-only; runs write beside configs)."""
+    for name in names:
+        shutil.copytree(CORPUS / name, dest / name)
+    for path in dest.rglob("*"):
+        path.chmod(path.stat().st_mode | 0o200)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -26,9 +25,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from _common import machine, write_json  # noqa: E402
+from _common import CORPUS, copy_corpus, machine, write_json  # noqa: E402
 
-CORPUS = HERE.parent.parent / "shared" / "realnets" / "bmtk"
 STOCK = ("stock", {"engine": "neuron", "neuron_loop": "bmtk", "synapses": "bmtk", "cell_build": "bmtk"})
 LEAN = (
     ("per_edge", {"engine": "neuron", "neuron_loop": "psolve", "synapses": "per_edge"}),
@@ -117,10 +115,7 @@ def _fixture(dest: Path, cells: int, tstop: float) -> Path:
 
 
 def _bio_450cells(dest: Path, tstop: float) -> Path:
-    for name in ("bio_450cells", "bio_components"):
-        shutil.copytree(CORPUS / name, dest / name)
-    for path in dest.rglob("*"):
-        path.chmod(path.stat().st_mode | 0o200)
+    copy_corpus(dest, "bio_450cells", "bio_components")
     config = dest / "bio_450cells" / "config.simulation.json"
     data = json.loads(config.read_text())
     data["run"]["tstop"] = tstop

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -23,18 +22,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "fixtures"))
-from _common import machine, write_json  # noqa: E402
-
-CORPUS = HERE.parent.parent / "shared" / "realnets" / "bmtk"
+from _common import CORPUS, copy_corpus, machine, write_json  # noqa: E402
 
 
 def _corpus(dest: Path, tstop: float) -> dict[str, Path]:
     """Writable copies of bmtk's examples with ``tstop`` set; name -> simulation config."""
     configs = {}
-    for name in ("bio_14cells", "bio_450cells", "bio_components"):
-        shutil.copytree(CORPUS / name, dest / name)
-    for path in dest.rglob("*"):
-        path.chmod(path.stat().st_mode | 0o200)
+    copy_corpus(dest, "bio_14cells", "bio_450cells", "bio_components")
     for name in ("bio_14cells", "bio_450cells"):
         config = dest / name / "config.simulation.json"
         data = json.loads(config.read_text())

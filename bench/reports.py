@@ -16,23 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import machine, write_json  # noqa: E402
-
-CORPUS = HERE.parent.parent / "shared" / "realnets" / "bmtk"
+from _common import CORPUS, copy_corpus, machine, write_json  # noqa: E402
 
 
 def _configs(dest: Path, tstop: float) -> dict[str, Path]:
-    for name in ("bio_450cells", "bio_components"):
-        shutil.copytree(CORPUS / name, dest / name)
-    for path in dest.rglob("*"):
-        path.chmod(path.stat().st_mode | 0o200)
+    copy_corpus(dest, "bio_450cells", "bio_components")
     config = dest / "bio_450cells" / "config.simulation_ecp.json"
     data = json.loads(config.read_text())
     data["run"]["tstop"] = tstop
