@@ -159,8 +159,13 @@ configure_simulation.__doc__ += "\n    Settings:\n\n" + "".join(f"    - ``{o.nam
 
 
 def run_simulation(config: str | Path, ranks: int = 1, *, timeout: float = 3600.0, launcher: str = "mpiexec",
-                   sites: str | None = None, latency_ms: float = 0.0, bandwidth_mbit_s: float | None = None):
+                   sites: str | None = None, latency_ms: float = 0.0, bandwidth_mbit_s: float | None = None,
+                   output_dir: str | Path | None = None):
     """Run a simulation config on ``ranks`` MPI ranks; return its ``RunResult`` (times, memory, balance, spikes).
+
+    ``output_dir``: where the run writes instead of the config's ``output_dir``. Without it, where the config's
+    output folder holds files bmtk-scaling did not write, the run writes beside it (``output`` ->
+    ``output_bmtk-scaling``) and leaves them as they are; ``RunResult.output_dir`` and ``.beside`` say so.
 
     ``sites`` (e.g. ``"0,1"``, the site of each rank) with ``latency_ms`` places the ranks on emulated sites
     for this run (docs/sites.md), overriding the config's ``bmtk_scaling.sites``.
@@ -169,26 +174,44 @@ def run_simulation(config: str | Path, ranks: int = 1, *, timeout: float = 3600.
     from bmtk_scaling.run.launcher import run_config
 
     model = validate_sites(sites, latency_ms, bandwidth_mbit_s) if sites is not None or latency_ms else None
-    return run_config(Path(config), ranks, timeout=timeout, launcher=launcher, sites=model)
+    return run_config(Path(config), ranks, timeout=timeout, launcher=launcher, sites=model,
+                      output_dir=Path(output_dir) if output_dir is not None else None)
 
 
 def compare_engines(config: str | Path, ranks: int = 1, *, out_dir: str | Path | None = None,
-                    overwrite: bool = False, timeout: float = 3600.0) -> dict:
-    """Run ``config`` on stock BMTK-NEURON, NEURON (psolve) and CoreNEURON; return and write the comparison."""
+                    overwrite: bool = False, timeout: float = 3600.0, output_dir: str | Path | None = None) -> dict:
+    """Run ``config`` on stock BMTK-NEURON, NEURON (psolve) and CoreNEURON; return and write the comparison.
+
+    ``output_dir`` (or ``out_dir``): the results folder, by default ``compare_<config name>_<R>ranks`` in the
+    current folder (the network's files are only read). A variant that fails while running is listed in the
+    report's ``failed`` with its reason; the variants that finished are compared and written all the same.
+    """
+    from bmtk_scaling.errors import BmtkScalingError
     from bmtk_scaling.run.compare import compare_engines as compare
 
-    return compare(Path(config), ranks, out_dir=Path(out_dir) if out_dir else None, overwrite=overwrite,
+    if out_dir is not None and output_dir is not None:
+        raise BmtkScalingError("give the results folder once: output_dir or out_dir, not both")
+    folder = output_dir if output_dir is not None else out_dir
+    return compare(Path(config), ranks, out_dir=Path(folder) if folder else None, overwrite=overwrite,
                    timeout=timeout, progress=lambda msg: None)
 
 
 def run_sweep(spec: str | Path, out_dir: str | Path | None = None, *, reduced: bool = False,
-              max_points: int | None = None, keep_going: bool = False, report: bool = True):
-    """Run (or resume) the scaling study of a sweep spec (YAML); draw its report when it is complete."""
+              max_points: int | None = None, keep_going: bool = False, report: bool = True,
+              output_dir: str | Path | None = None):
+    """Run (or resume) the scaling study of a sweep spec (YAML); draw its report when it is complete.
+
+    ``output_dir`` (or ``out_dir``): the sweep's folder; every point writes inside it, never beside a network.
+    """
+    from bmtk_scaling.errors import BmtkScalingError
     from bmtk_scaling.sweep.execute import run_sweep as run
     from bmtk_scaling.sweep.grid import load_points
 
+    if out_dir is not None and output_dir is not None:
+        raise BmtkScalingError("give the sweep's folder once: output_dir or out_dir, not both")
+    folder = output_dir if output_dir is not None else out_dir
     loaded, points = load_points(spec, reduced)
-    outcome = run(loaded, Path(out_dir) if out_dir else None, reduced=reduced, max_points=max_points,
+    outcome = run(loaded, Path(folder) if folder else None, reduced=reduced, max_points=max_points,
                   keep_going=keep_going, points=points, progress=False, echo=lambda msg: None)
     if report and outcome.complete:
         make_report(outcome.csv, outcome.out_dir / "report")

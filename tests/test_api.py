@@ -54,9 +54,9 @@ def test_bad_input_exits_2_in_one_line(tmp_path):
 
 
 def test_a_bug_is_reported_as_a_bug():
-    code = ("import sys, bmtk_scaling.run.launcher as l\n"
+    code = ("import sys, bmtk_scaling.sonata.configs as l\n"
             "def boom(*a, **k): raise KeyError('internal')\n"
-            "l.run_config = boom\n"
+            "l.load_config = boom\n"
             "from bmtk_scaling.cli import main\n"
             "sys.exit(main(['run', 'x.json'], prog_name='bmtk-scaling'))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

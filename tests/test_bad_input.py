@@ -119,9 +119,12 @@ def test_output_dir_that_holds_an_input(net, tmp_path):
 
 
 def test_output_dir_with_files_we_did_not_write(net, tmp_path):
-    (net / "output").mkdir()
-    (net / "output" / "thesis.tex").write_text("years of work")
-    refused(tmp_path, "run", str(net / "simulation_config.json"), needle="did not write")
+    """The config's output folder and the folder a run would write beside it both hold the user's files."""
+    for name in ("output", "output_bmtk-scaling"):
+        (net / name).mkdir()
+        (net / name / "thesis.tex").write_text("years of work")
+    line = refused(tmp_path, "run", str(net / "simulation_config.json"), needle="did not write")
+    assert "output_bmtk-scaling" in line and "--output-dir" in line
 
 
 @pytest.mark.mpi
@@ -469,6 +472,7 @@ COMMANDS = {
     "configure --out": (["configure", "{CFG}", "--engine", "coreneuron", "--out", "{P}", "--overwrite"], False, True),
     "run --json": (["run", "{CFG}", "--json", "{P}"], False, True),
     "run output_dir": (["run", "{CFG}"], True, True),
+    "run --output-dir": (["run", "{CFG}", "--output-dir", "{P}"], True, True),
     "compare --out": (["compare", "{CFG}", "--out", "{P}", "--overwrite"], True, True),
     "sweep --slurm": (["sweep", "{SPEC}", "--slurm", "{P}", "--overwrite"], True, False),
     "sweep --out": (["sweep", "{SPEC}", "--out", "{P}", "--max-points", "1", "--no-progress"], True, False),
@@ -488,7 +492,7 @@ def _target(kind: str, command: str, folder: bool, reads_network: bool, net: Pat
     home = net if beside else tmp
     if kind == "input":
         if reads_network:
-            if command == "run output_dir":
+            if command.startswith("run ") and folder:
                 return net / "network"  # the config's own folder has its own message (below)
             return net if folder else (net / "circuit_config.json" if beside else net / "network" / "pairs_nodes.h5")
         return {"sweep --slurm": tmp / "study", "sweep --out": tmp / "study", "report --out": tmp / "res"}.get(command)
@@ -541,11 +545,14 @@ def test_every_output_path_passes_the_gate(net, tmp_path, read_only, command, ta
     cfg = net / "simulation_config.json"
     if command == "run output_dir":
         _edit(cfg, output__output_dir=str(path))
+        if target == "user's":  # refused only when the folder a run writes beside it holds the user's files too
+            (tmp_path / "mine_bmtk-scaling").mkdir()
+            (tmp_path / "mine_bmtk-scaling" / "notes.txt").write_text("mine\n")
     fill = {"{P}": str(path), "{CFG}": str(cfg), "{T}": str(tmp_path), "{SPEC}": str(tmp_path / "study" / "s.yaml"),
             "{CSV}": str(tmp_path / "res" / "results.csv")}
     argv = [fill.get(a, a.replace("{T}", str(tmp_path))) for a in args]
     needles = NEEDLES.get(target) or (NEEDLES["input"] if reads_network else NEEDLES["user's"])
-    if command == "run output_dir" and target == "symlink":
+    if command in ("run output_dir", "run --output-dir") and target == "symlink":
         needles = ("is the config's own folder",)  # a link to the network's folder, whose config it is
     if command == "partition --config-out" and target == "in components":
         needles = ("write the new config beside",)  # a new config is only ever written beside its source
@@ -586,7 +593,13 @@ def test_run_keeps_a_users_file_in_an_earlier_runs_output(net, tmp_path):
     with atomic_directory(net / "output", kind="run output") as tmp:  # what an earlier run left, marker and all
         (tmp / "spikes.h5").write_bytes(b"earlier")
     (net / "output" / "analysis.ipynb").write_text("mine\n")
-    refused_here(tmp_path, "run", _cfg(net), needles=("also holds analysis.ipynb",))
+    before = _snapshot(net / "output")
+    proc = bmtk("run", _cfg(net), cwd=tmp_path)  # written beside it, the notebook and the earlier run kept
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    beside = net / "output_bmtk-scaling"
+    lines = [ln for ln in proc.stdout.strip().splitlines() if "[WARNING]" not in ln]  # bmtk's own log, on import
+    assert lines[0].startswith(f"output: {beside} ") and lines[-1].startswith(f"output: {beside} ")
+    assert _snapshot(net / "output") == before and (beside / "spikes.h5").is_file()
 
 
 def test_sweep_slurm_keeps_a_users_scripts(tmp_path):

@@ -69,6 +69,11 @@ def run_demo(out: Path, cells_per_assembly: int = 250, tstop: float = 600.0, see
     peak, raster = _gamma_and_raster(net.path, Path(report["variants"][-1]["spikes_file"]), out / "raster.png")
     click.echo()
     click.echo(format_table(report))
+    if report["failed"]:  # the table above marks it; the comparison of the others is in report["out_dir"]
+        from bmtk_scaling.errors import RunFailed
+
+        raise RunFailed(", ".join(f["label"] for f in report["failed"]) + f" failed while running; the engines "
+                        f"that finished are compared in {report['out_dir']}")
     same = all(v["spikes_vs_stock"]["identical"] for v in report["variants"])
     band = "inside" if 30.0 <= peak <= 40.0 else "outside"
     click.echo()

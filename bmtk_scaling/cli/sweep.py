@@ -18,7 +18,8 @@ from bmtk_scaling.errors import BmtkScalingError, Interrupted
 
 @click.command(name="sweep")
 @click.argument("spec_file", metavar="SPEC.yaml", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), help="results folder  [default: sweeps/<spec name>]")
+@click.option("--output-dir", "--out", "out", type=click.Path(path_type=Path),
+              help="results folder; every point writes inside it  [default: sweeps/<spec name>]")
 @click.option("--reduced", is_flag=True, help="the spec's reduced sizes (and reduced axes): a quick check, e.g. in CI")
 @click.option("--max-points", type=click.IntRange(min=1), help="stop after running this many points (resume later)")
 @click.option("--keep-going", is_flag=True, help="record a failing point and go on (default: stop at the first)")

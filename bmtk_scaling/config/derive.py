@@ -30,7 +30,14 @@ from bmtk_scaling.config.settings import (
     validate_settings,
 )
 from bmtk_scaling.errors import ConfigError
-from bmtk_scaling.sonata.configs import LoadedConfig, is_path_key, load_config, network_files, protected_inputs
+from bmtk_scaling.sonata.configs import (
+    LoadedConfig,
+    is_path_key,
+    load_config,
+    network_files,
+    protected_inputs,
+)
+from bmtk_scaling.sonata.configs import loaded as as_loaded
 from bmtk_scaling.sonata.graph import read_nodes
 
 
@@ -144,7 +151,7 @@ def claim_config_out(source: LoadedConfig, out: Path, overwrite: bool, option: s
                  protected=protected_inputs(source), recognise=is_derived_config)
 
 
-def write_config(config: dict[str, Any], source: Path, out: Path, overwrite: bool = False,
+def write_config(config: dict[str, Any], source: Path | LoadedConfig, out: Path, overwrite: bool = False,
                  output_dir: str | None = None, option: str = "--out") -> Path:
     """Write a config derived from ``source`` to ``out`` (atomically, through the gate), after checking it.
 
@@ -156,7 +163,7 @@ def write_config(config: dict[str, Any], source: Path, out: Path, overwrite: boo
     and a config libsonata cannot parse (unless the source already could not be parsed, e.g. because
     of bmtk-only input modules: then it is passed through as is).
     """
-    loaded = load_config(source)
+    loaded = as_loaded(source)  # a LoadedConfig is taken as read
     target = claim_config_out(loaded, out, overwrite, option)
     out = Path(out).expanduser().absolute()
     read_settings(config, where=str(out))

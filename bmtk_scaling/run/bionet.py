@@ -93,11 +93,10 @@ def checked_config(config_file: str | Path) -> dict[str, Any]:
 def _check_on_rank_0(path: Path) -> dict[str, Any]:
     from bmtk_scaling.errors import BmtkScalingError
     from bmtk_scaling.run.preflight import check_output_location, plan_run
-    from bmtk_scaling.sonata.configs import load_config
 
     try:
         plan = plan_run(path, int(_pc.nhost()), check_output=False)
-        check_output_location(load_config(plan.config), plan.output_dir, earlier_outputs_ok=True)
+        check_output_location(plan.sim, plan.output_dir, earlier_outputs_ok=True)
     except BmtkScalingError as err:
         return {"status": "refused", "message": f"error: {err}"}
     except Exception:  # a bug: its traceback, and no rank goes on

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bmtk_scaling.errors import ConfigError
-from bmtk_scaling.sonata.configs import LoadedConfig, NetworkFiles, load_config
+from bmtk_scaling.sonata.configs import LoadedConfig, NetworkFiles
 
 ALLEN_TEMPLATE = "ctdb:Biophys1.hoc"  # builds the morphology only; model_processing applies dynamics_params
 _SPIKE_HDF5_MODULES = ("sonata", "h5", "hdf5")
@@ -38,7 +38,7 @@ def check_run_inputs(sim: LoadedConfig, files: NetworkFiles, components: dict[st
 
 
 def _check_populations(sim: LoadedConfig) -> None:
-    circuit = sim if "networks" in sim.data else load_config(sim.resolve(sim.data["network"]))
+    circuit = sim if "networks" in sim.data else sim.circuit
     for entry in (circuit.data.get("networks") or {}).get("nodes", []):
         named = entry.get("populations") if isinstance(entry, dict) else None
         if not isinstance(named, dict) or not named:

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bmtk_scaling import progress
@@ -29,7 +30,7 @@ from bmtk_scaling.run.preflight import check_output_location, check_timeout, pla
 from bmtk_scaling.run.rank_main import FAILURE_TAG
 from bmtk_scaling.run.result import RunResult
 from bmtk_scaling.sites import SiteModel, rank_environment, read_rank_counts, shim_library
-from bmtk_scaling.sonata.configs import load_config
+from bmtk_scaling.sonata.configs import LoadedConfig
 from bmtk_scaling.sonata.spikes import read_spikes
 
 LAUNCHERS = ("mpiexec", "srun")
@@ -52,9 +53,14 @@ def launch_command(launcher: str, ranks: int) -> list[str]:
     raise BmtkScalingError(f"launcher must be one of {LAUNCHERS}, got {launcher!r}")
 
 
-def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = True,
-               launcher: str = "mpiexec", sites: SiteModel | None = None, show_progress: bool = False) -> RunResult:
+def run_config(config: Path | LoadedConfig, ranks: int, timeout: float = 3600.0, quiet: bool = True,
+               launcher: str = "mpiexec", sites: SiteModel | None = None, show_progress: bool = False,
+               output_dir: Path | None = None, echo: Callable[[str], None] | None = None) -> RunResult:
     """Run ``config`` on ``ranks`` MPI processes and return its measurements; raise RunFailed otherwise.
+
+    ``output_dir``: where the run writes instead of the config's ``output_dir``; without it, a folder
+    beside that one where it holds files this tool did not write (:func:`~bmtk_scaling.run.preflight.choose_output`).
+    ``echo`` is told where the outputs go as soon as that is decided, before anything is compiled or launched.
 
     ``show_progress``: render rank 0's progress (building, simulating) on stderr while the ranks work.
     ``sites`` (else the config's ``bmtk_scaling.sites``) places the ranks on emulated sites: the latency
@@ -65,14 +71,15 @@ def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = 
     """
     timeout = check_timeout(timeout)
     prefix = launch_command(launcher, ranks) if isinstance(ranks, int) and ranks >= 1 else None
-    plan = plan_run(config, ranks, check_memory=launcher == "mpiexec")  # srun: the ranks' memory is elsewhere
+    plan = plan_run(config, ranks, check_memory=launcher == "mpiexec",  # srun: the ranks' memory is elsewhere
+                    output=output_dir, on_output=echo)
     config = plan.config
     sites = sites if sites is not None else plan.settings.sites.model
     if sites is not None:
         sites.check_ranks(ranks)
         library = shim_library()  # compiled (once) before any rank starts
     with exclusive_lock(plan.output_dir):
-        check_output_location(load_config(config), plan.output_dir)  # again, now that no other run can write it
+        check_output_location(plan.sim, plan.output_dir)  # again, now that no other run can write it
         staging = begin_staging(plan.output_dir, kind="run output")
         scratch = staging.folder / ".bmtk-scaling-run"  # metrics and per-rank phases; removed before commit
         scratch.mkdir()
@@ -92,7 +99,8 @@ def run_config(config: Path, ranks: int, timeout: float = 3600.0, quiet: bool = 
     return RunResult(config=str(config), ranks=ranks, engine=data["engine"], neuron_loop=data["neuron_loop"],
                      wall_s=wall, spikes_file=str(plan.spikes_file), spike_count=len(spikes), per_rank=data["ranks"],
                      notes=[*plan.notes, *data.get("notes", [])], predicted_imbalance=_predicted_imbalance(plan),
-                     exchange=data.get("exchange", {}), sites=_sites_record(sites, site_counts))
+                     exchange=data.get("exchange", {}), sites=_sites_record(sites, site_counts),
+                     output_dir=str(plan.output_dir), beside=str(plan.beside) if plan.beside else None)
 
 
 def _sites_record(sites: SiteModel | None, counts: list[dict] | None) -> dict | None:
@@ -108,7 +116,7 @@ def _predicted_imbalance(plan) -> float | None:
         return None
     from bmtk_scaling.partition.map_file import read_map
 
-    return read_map(load_config(plan.config).resolve(plan.settings.partition)).metrics.get("imbalance")
+    return read_map(plan.sim.resolve(plan.settings.partition)).metrics.get("imbalance")
 
 
 def _launch(prefix: list[str], rank_prefix: list[str], config: Path, ranks: int, timeout: float, quiet: bool,

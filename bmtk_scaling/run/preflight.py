@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from bmtk_scaling.run.inputs import check_run_inputs
 from bmtk_scaling.run.memory_plan import MemoryPlan, plan_memory, refusal
 from bmtk_scaling.sonata.configs import (
     LoadedConfig,
-    load_config,
+    loaded,
     network_files,
     output_dir,
     protected_inputs,
@@ -50,25 +51,46 @@ class RunPlan:
     mechanisms_dir: Path | None = None  # the compiled mechanisms bmtk loads (a cache build for a user's folder)
     notes: tuple[str, ...] = ()  # what the user should know (mechanisms replaced or mended, ...)
     memory: MemoryPlan | None = None  # the peak memory expected per rank and per build cycle count
+    sim: LoadedConfig | None = None  # the config as read once by the preflight, passed on to every later step
+    beside: Path | None = None  # the config's own output folder, where it holds the user's files and the run
+    #                             writes into ``output_dir`` beside it instead
+
+    def where(self) -> str:
+        """One line saying where this run writes (and why there, when beside the config's own folder)."""
+        return _where(self.output_dir, self.beside)
 
 
-def plan_run(config: str | Path, ranks: int, check_output: bool = True, check_memory: bool = True) -> RunPlan:
+def _where(out: Path, beside: Path | None) -> str:
+    if beside is None:
+        return f"output: {out}"
+    return f"output: {out} ({beside} holds files bmtk-scaling did not write; they are left as they are)"
+
+
+TOOL_SUFFIX = "_bmtk-scaling"  # the folder beside a config's output_dir that holds the user's own files
+
+
+def plan_run(config: str | Path | LoadedConfig, ranks: int, check_output: bool = True, check_memory: bool = True,
+             output: str | Path | None = None, on_output: Callable[[str], None] | None = None) -> RunPlan:
     """Check ``config`` for a run on ``ranks`` MPI ranks (see the module docstring); BmtkScalingError otherwise.
 
+    ``config`` is read once here (or taken as loaded) and the plan carries it on (``RunPlan.sim``).
     ``check_output=False`` leaves the output folder out (a config that is only derived from, not run).
+    ``output``: the folder the run writes into instead of the config's ``output_dir``; without it, where
+    the config's folder holds files this tool did not write, a folder beside it (:func:`choose_output`);
+    ``on_output`` is told where (:meth:`RunPlan.where`) as soon as that is decided, before any compile.
     ``check_memory``: refuse a run whose expected peak (:mod:`memory_plan`, every rank on this machine)
     exceeds the memory available now, naming the build cycles that would fit; False where the ranks
     run on other machines (srun).
     """
     if isinstance(ranks, bool) or not isinstance(ranks, int) or ranks < 1:
         raise BmtkScalingError(f"ranks must be a positive integer, got {ranks!r}")
-    sim = load_config(config)
+    sim = loaded(config)
     if not sim.is_simulation:
         raise ConfigError(f"{sim.path} is not a simulation config (it has no 'run' section and names no 'network'): "
                           "give the simulation config, e.g. simulation_config.json")
     settings = read_settings(sim.data, where=str(sim.path))
     tstop, dt = _run_section(sim)
-    files = network_files(sim.path)
+    files = network_files(sim)
     summary = check_network(files)
     pmap = _check_partition(sim, settings, files, ranks) if settings.partition is not None else None
     if summary.min_delay is not None and summary.min_delay < dt:
@@ -83,9 +105,11 @@ def plan_run(config: str | Path, ranks: int, check_output: bool = True, check_me
         problem = refusal(memory, available)
         if problem is not None:
             raise BmtkScalingError(problem)
-    out = output_dir(sim)
+    out, beside = (Path(output).absolute() if output is not None else output_dir(sim)), None
     if check_output:  # before anything is compiled: a place the results cannot go costs no build
-        out = check_output_location(sim, out)
+        out, beside = choose_output(sim, output)
+        if on_output is not None:
+            on_output(_where(out, beside))
     mech_dir, notes = _mechanisms(sim, files, settings)
     if settings.engine.gpu:
         from bmtk_scaling.environment import require_gpu_support
@@ -97,8 +121,29 @@ def plan_run(config: str | Path, ranks: int, check_output: bool = True, check_me
                      f"{settings.coreneuron.build_cycles} build cycle(s) ({memory.table()})"
                      + (f"; the smallest number that fits the {available / 2**30:.1f} GiB available now: {fits}"
                         if fits else ""))
-    return RunPlan(config=sim.path, settings=settings, output_dir=out, spikes_file=spikes_path(sim), tstop=tstop,
-                   dt=dt, mechanisms_dir=mech_dir, notes=tuple(notes), memory=memory)
+    return RunPlan(config=sim.path, settings=settings, output_dir=out, spikes_file=spikes_path(sim, out),
+                   tstop=tstop, dt=dt, mechanisms_dir=mech_dir, notes=tuple(notes), memory=memory, sim=sim,
+                   beside=beside)
+
+
+def choose_output(sim: LoadedConfig, output: str | Path | None = None) -> tuple[Path, Path | None]:
+    """Where a run of ``sim`` writes, and the config's own output folder when the run writes beside it.
+
+    ``output`` (``--output-dir``) is taken as given, through the gate. Otherwise the config's
+    ``output_dir``; where that holds files this tool did not write (stock bmtk's results, the user's
+    own), a folder beside it named after it and the tool (``output`` -> ``output_bmtk-scaling``), which
+    the next run replaces by the gate's rules. Refused where neither can be written.
+    """
+    if output is not None:
+        return check_output_location(sim, Path(output).expanduser().absolute(), option="--output-dir"), None
+    own = output_dir(sim)
+    try:
+        return check_output_location(sim, own), None
+    except Refused as refused:
+        if refused.reason not in ("foreign", "kind"):
+            raise
+    # named as the option that can move it elsewhere: the user never named this folder
+    return check_output_location(sim, own.parent / f"{own.name}{TOOL_SUFFIX}", option="--output-dir"), own
 
 
 def check_engine(config: str | Path, settings: Settings) -> tuple[str, ...]:
@@ -108,8 +153,8 @@ def check_engine(config: str | Path, settings: Settings) -> tuple[str, ...]:
     lacks, mod files it cannot translate or lays out differently); returns the notes a run would print.
     The user's mechanisms are compiled into the cache, as the run would compile them.
     """
-    sim = load_config(config)
-    return tuple(_mechanisms(sim, network_files(sim.path), settings)[1])
+    sim = loaded(config)
+    return tuple(_mechanisms(sim, network_files(sim), settings)[1])
 
 
 def check_timeout(timeout: float) -> float:
@@ -119,7 +164,8 @@ def check_timeout(timeout: float) -> float:
     return float(timeout)
 
 
-def check_output_location(sim: LoadedConfig, out: Path, earlier_outputs_ok: bool = False) -> Path:
+def check_output_location(sim: LoadedConfig, out: Path, earlier_outputs_ok: bool = False,
+                          option: str = "output_dir") -> Path:
     """The output folder, symlinks resolved, once :func:`~bmtk_scaling.atomic.claim` allows a run to replace it.
 
     Refused: the config's own folder, a folder that holds (or is) any input of the run, a folder
@@ -128,11 +174,11 @@ def check_output_location(sim: LoadedConfig, out: Path, earlier_outputs_ok: bool
     bmtk does), a symlink loop, and a place that cannot be written (read-only, a file in the way).
     """
     if os.path.realpath(out) == os.path.realpath(sim.path.parent):
-        raise ConfigError(f"output_dir {out} (of {sim.path.name}) is the config's own folder, which bmtk would empty "
+        raise ConfigError(f"{option} {out} (of {sim.path.name}) is the config's own folder, which bmtk would empty "
                           "before the run: give the outputs a folder of their own, e.g. "
                           "\"output_dir\": \"$BASE_DIR/output\"")
     try:
-        return claim(out, "run output", folder=True, overwrite=True, option="output_dir",
+        return claim(out, "run output", folder=True, overwrite=True, option=option,
                      protected=protected_inputs(sim))
     except Refused as refused:
         if earlier_outputs_ok and refused.reason in ("foreign", "kind", "exists"):
@@ -354,10 +400,7 @@ def _component_dirs(sim: LoadedConfig) -> dict[str, Path]:
 
 
 def _with_circuit(sim: LoadedConfig) -> list[LoadedConfig]:
-    out = [sim]
-    if isinstance(sim.data.get("network"), str):
-        out.append(load_config(sim.resolve(sim.data["network"])))
-    return out
+    return [sim] if sim.circuit is None else [sim, sim.circuit]
 
 
 __all__ = ["RunPlan", "check_engine", "check_output_location", "check_timeout", "plan_run"]

@@ -171,6 +171,8 @@ def _stage_outputs(config: Path, nhost: int, stack: contextlib.ExitStack):
     # removed if the run failed; kept (its marker says so) if only the final rename failed: the results are there
     stack.callback(lambda: staging.folder.exists() and not (read_marker(staging.folder) or {}).get("kept")
                    and staging.abort())
+    if plan.beside is not None:  # the config's folder holds the user's files: said before anything is built
+        print(f"bmtk-scaling: {plan.where()}", flush=True)
     for note in plan.notes:
         print(f"bmtk-scaling: {note}", flush=True)
     return staging, plan

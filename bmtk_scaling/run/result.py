@@ -29,6 +29,8 @@ class RunResult:
     predicted_imbalance: float | None = None  # max/mean cost per rank of the partition map used, if any
     exchange: dict = field(default_factory=dict)  # the spike-exchange switches in force (rank 0's NEURON)
     sites: dict | None = None  # emulated sites: the model and the latency shim's counts per rank (whole run)
+    output_dir: str | None = None  # where the run wrote
+    beside: str | None = None  # the config's own output folder, left as it was, where the run wrote beside it
 
     def _col(self, key: str) -> np.ndarray:
         return np.array([r.get(key, 0.0) for r in self.per_rank], dtype=float)
@@ -75,23 +77,27 @@ MEASUREMENTS = "run measurements"
 _is_measurements = is_json_with("config", "ranks", "engine", "per_rank", "summary")
 
 
-def claim_measurements(path: Path, config: Path) -> Path:
-    """Where ``run --json`` may write: not an input of ``config``, not inside its output folder (the run
-    replaces that), and only over a measurements file an earlier run wrote."""
-    from bmtk_scaling.sonata.configs import load_config, output_dir, protected_inputs
+def claim_measurements(path: Path, config, outputs: tuple[Path, ...] = ()) -> Path:
+    """Where ``run --json`` may write: not an input of ``config`` (a path or a LoadedConfig), not inside its
+    output folder, the folder beside it a run may write instead, or ``outputs`` (the run replaces those), and
+    only over a measurements file an earlier run wrote."""
+    from bmtk_scaling.run.preflight import TOOL_SUFFIX
+    from bmtk_scaling.sonata.configs import loaded, output_dir, protected_inputs
 
-    sim = load_config(config)
+    sim = loaded(config)
     inputs = protected_inputs(sim)
-    protected = Protected.of(inputs.files, [*inputs.folders, output_dir(sim)], inputs.owner)
+    own = output_dir(sim)
+    protected = Protected.of(inputs.files, [*inputs.folders, own, own.parent / f"{own.name}{TOOL_SUFFIX}", *outputs],
+                             inputs.owner)
     return claim(path, MEASUREMENTS, folder=False, overwrite=True, option="--json", protected=protected,
                  recognise=_is_measurements)
 
 
-def write_measurements(path: Path, config: Path, data: dict) -> Path:
+def write_measurements(path: Path, config, data: dict, outputs: tuple[Path, ...] = ()) -> Path:
     """Write ``data`` through the gate; if that fails after the run, keep it in a temporary file and say where."""
     text = json.dumps(data, indent=2) + "\n"
     try:
-        target = claim_measurements(path, config)
+        target = claim_measurements(path, config, outputs)
         write_text_atomic(target, text)
         register(target)  # a folder this tool wrote (a network) stays replaceable with the file in it
         return target

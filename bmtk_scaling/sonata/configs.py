@@ -13,6 +13,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,17 @@ class LoadedConfig:
         """A path string of this config, variables expanded, made absolute against the config's folder."""
         return _absolute(_expand(value, self.variables, self.path), self.path.parent)
 
+    @cached_property
+    def circuit(self) -> LoadedConfig | None:
+        """The circuit config named by ``network``, read once for every check that needs it; None if none."""
+        network = self.data.get("network")
+        return load_config(self.resolve(network)) if isinstance(network, str) else None
+
+
+def loaded(config: str | Path | LoadedConfig) -> LoadedConfig:
+    """``config`` as loaded: a LoadedConfig is passed on as it is, so one command reads each file once."""
+    return config if isinstance(config, LoadedConfig) else load_config(config)
+
 
 def load_config(path: str | Path) -> LoadedConfig:
     """Read a JSON config and resolve its manifest; raise ConfigError naming the problem."""
@@ -94,14 +106,14 @@ def _no_duplicate_keys(path: Path):
     return hook
 
 
-def network_files(config: str | Path) -> NetworkFiles:
+def network_files(config: str | Path | LoadedConfig) -> NetworkFiles:
     """The node and edge files of a simulation config (through its circuit config) or of a circuit config."""
-    loaded = load_config(config)
-    circuit = loaded
-    if "networks" not in loaded.data:
-        if not isinstance(loaded.data.get("network"), str):
-            raise ConfigError(f"config {loaded.path} names no network: it needs 'networks' or 'network'")
-        circuit = load_config(loaded.resolve(loaded.data["network"]))
+    sim = loaded(config)
+    circuit = sim
+    if "networks" not in sim.data:
+        if not isinstance(sim.data.get("network"), str):
+            raise ConfigError(f"config {sim.path} names no network: it needs 'networks' or 'network'")
+        circuit = sim.circuit
         if "networks" not in circuit.data:
             raise ConfigError(f"circuit config {circuit.path} has no 'networks' section")
     nets = circuit.data["networks"]
@@ -210,6 +222,9 @@ def resolved_for_bmtk(config_path: Path, out_dir: Path | None = None, mechanisms
     if out_dir is not None:  # where this run writes (a fresh folder the runner swaps into place on success)
         configured = output_dir(sim)
         output = resolved.setdefault("output", {})
+        for key, value in output.items():  # the log and other output files named through $OUTPUT_DIR too
+            if isinstance(value, str) and Path(value).is_absolute() and configured in Path(value).parents:
+                output[key] = str(out_dir / Path(value).relative_to(configured))
         output["output_dir"] = str(out_dir)
         output["spikes_file"] = str(spikes_path(sim, out_dir))
         for report in (resolved.get("reports") or {}).values():  # report files named through $OUTPUT_DIR too
@@ -258,10 +273,9 @@ def input_paths(sim: LoadedConfig) -> tuple[list[Path], list[Path]]:
     """
     files = [sim.path]
     configs = [sim]
-    if isinstance(sim.data.get("network"), str):
-        circuit = load_config(sim.resolve(sim.data["network"]))
-        files.append(circuit.path)
-        configs.append(circuit)
+    if sim.circuit is not None:
+        files.append(sim.circuit.path)
+        configs.append(sim.circuit)
     folders = []
     for cfg in configs:
         for value in (cfg.data.get("components") or {}).values():
@@ -270,7 +284,7 @@ def input_paths(sim: LoadedConfig) -> tuple[list[Path], list[Path]]:
         if isinstance(cfg.data.get("node_sets_file"), str):
             files.append(cfg.resolve(cfg.data["node_sets_file"]))
     with contextlib.suppress(ConfigError):
-        net = network_files(sim.path)
+        net = network_files(sim)
         files += [f for n in net.nodes for f in (n.nodes_file, n.node_types_file)]
         files += [f for e in net.edges for f in (e.edges_file, e.edge_types_file)]
     for entry in (sim.data.get("inputs") or {}).values():
@@ -293,7 +307,7 @@ def protected_inputs(sim: LoadedConfig) -> Protected:
     home = Path(os.path.realpath(sim.path.parent))
     network: list[Path] = []
     with contextlib.suppress(ConfigError):
-        net = network_files(sim.path)
+        net = network_files(sim)
         network = [f for n in net.nodes for f in (n.nodes_file, n.node_types_file)]
         network += [f for e in net.edges for f in (e.edges_file, e.edge_types_file)]
     around = []
