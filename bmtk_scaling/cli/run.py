@@ -34,13 +34,13 @@ def command(config: Path, ranks: int, timeout: float, launcher: str, site_map: s
     from bmtk_scaling.run.result import claim_measurements, result_to_dict, write_measurements
     from bmtk_scaling.sonata.configs import load_config
 
+    sites = None  # the options first: they need no file
+    if site_map is not None or latency_ms is not None or bandwidth_mbit_s is not None:
+        sites = validate_sites(site_map, latency_ms or 0.0, bandwidth_mbit_s, where="--sites/--latency-ms")
     sim = load_config(config)  # read once; every step of the command is handed this
     outputs = (output_dir.absolute(),) if output_dir is not None else ()
     if json_out is not None:  # before the run: a path that cannot take the measurements costs no simulation
         json_out = claim_measurements(json_out, sim, outputs)
-    sites = None
-    if site_map is not None or latency_ms is not None or bandwidth_mbit_s is not None:
-        sites = validate_sites(site_map, latency_ms or 0.0, bandwidth_mbit_s, where="--sites/--latency-ms")
     result = run_config(sim, ranks, timeout=timeout, launcher=launcher, sites=sites, show_progress=True,
                         output_dir=output_dir, echo=click.echo)
     for note in result.notes:
