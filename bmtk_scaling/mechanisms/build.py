@@ -42,7 +42,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "BMTK_SCALING_CACHE"
 CORENEURONLIB_ENV = "CORENEURONLIB"
 _KEY_FILE = ".bmtk-scaling-build-key"
 
@@ -68,15 +67,11 @@ def project_components_dir() -> Path:
                            f"{[str(c) for c in candidates]}: reinstall the package (pip install bmtk-scaling)")
 
 
-def _cache_root() -> Path:
+def cache_root() -> Path:
+    """Where every build of the package is cached (``$BMTK_SCALING_CACHE``, else ``~/.cache/bmtk-scaling``)."""
     from bmtk_scaling.environment import cache_root as checked_root  # never the filesystem root, checked writable
 
     return checked_root()
-
-
-def cache_root() -> Path:
-    """Where every build of the package is cached (``$BMTK_SCALING_CACHE``, else ``~/.cache/bmtk-scaling``)."""
-    return _cache_root()
 
 
 def _nrnivmodl() -> Path:
@@ -155,7 +150,7 @@ def compile_mechanisms(source: Path | Sequence[Path], coreneuron: bool = True) -
     if not mods:
         raise BmtkScalingError("no mod files to compile")
     key = _build_key(mods, nrnivmodl, coreneuron)
-    root = _cache_root()
+    root = cache_root()
     target = root / f"mech-{key[:20]}"
     if _is_complete(target, coreneuron):
         return target
