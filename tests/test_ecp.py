@@ -71,6 +71,8 @@ REFUSED = [
                  "transform": {"v": "first_element"}}, ("transform", "first_element", "afterwards")),
     ("reports", {"module": "extracellular", "electrode_positions": "e.csv", "file_name": "ecp.h5",
                  "contributions_dir": "/tmp/somewhere_else"}, ("contributions_dir", "outside", "relative")),
+    ("reports", {"module": "extracellular", "electrode_positions": "$BASE_DIR/none.csv", "file_name": "ecp.h5"},
+     ("electrode_positions", "not a file", "electrode file")),
 ]
 
 

@@ -240,16 +240,20 @@ def _check_ecp(config: LoadedConfig, entry: dict, where: str, settings: Settings
         raise ConfigError(f"{where}: the ECP is folded from membrane currents recorded in NEURON's memory, which "
                           "CoreNEURON file mode frees before the run; set bmtk_scaling.coreneuron.file_mode false")
     contributions = entry.get("contributions_dir")
-    if contributions is None:
-        return
-    inside = isinstance(contributions, str) and contributions != ""
-    if inside and ("$" in contributions or Path(contributions).is_absolute()):
-        path, out = config.resolve(contributions), output_dir(config)
-        inside = path != out and out in path.parents
-    if not inside:
-        raise ConfigError(f"{where}: contributions_dir {contributions!r} lies outside the run's output folder, "
-                          "which is written as a whole only when the run succeeds; give a path relative to the "
-                          "output folder (e.g. \"ecp_contributions\")")
+    if contributions is not None:
+        inside = isinstance(contributions, str) and contributions != ""
+        if inside and ("$" in contributions or Path(contributions).is_absolute()):
+            path, out = config.resolve(contributions), output_dir(config)
+            inside = path != out and out in path.parents
+        if not inside:
+            raise ConfigError(f"{where}: contributions_dir {contributions!r} lies outside the run's output folder, "
+                              "which is written as a whole only when the run succeeds; give a path relative to the "
+                              "output folder (e.g. \"ecp_contributions\")")
+    positions = entry.get("electrode_positions")
+    if not isinstance(positions, str) or not config.resolve(positions).is_file():
+        raise ConfigError(f"{where}: electrode_positions {positions!r} is not a file (bmtk reads the electrode's "
+                          "channel positions from a CSV): name the electrode file, e.g. "
+                          "\"$COMPONENTS_DIR/recXelectrodes/linear_electrode.csv\"")
 
 
 def _run_section(sim: LoadedConfig) -> tuple[float, float]:
