@@ -5,7 +5,10 @@ Networks: the project's multi-compartment fixture (tests/fixtures/multicompartme
 bio_450cells where ``../shared/realnets/bmtk`` is present (copied to a temporary folder; the originals
 are only read). Every (network, ranks) pair is one ``compare`` run: the three variants in turn, each a
 fresh ``mpiexec``, spikes compared exactly with stock's. A variant refused before it runs (CoreNEURON
-on a network whose mechanisms it cannot load) is listed with the reason.
+on a network whose mechanisms it cannot load) is listed with the reason. CoreNEURON's simulate is also
+split into its own time loop (``loop s``, rank 0's "Solver Time") and the rest (``xfer s``: handing the
+model over from NEURON, CoreNEURON's set-up, and handing it back). The load average is recorded before
+and after each (network, ranks) pair: on a shared machine it says how far the seconds can be trusted.
 
     python bench/real_networks.py [--ranks 1 2] [--tstop 500] [--fixture-cells 300] [--skip-corpus]
                                   [--networks fixture bio_14cells bio_450cells]
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -87,6 +91,7 @@ def main() -> int:
             synapses = _count_edges(config)
             for ranks in args.ranks:
                 print(f"{name} ({synapses:,} edges) on {ranks} rank(s):", flush=True)
+                load_before = os.getloadavg()[0]
                 report = compare_engines(config, ranks, out_dir=tmp / "compare" / f"{config.parent.name}_{ranks}",
                                          timeout=args.timeout, progress=lambda m: print("  " + m, flush=True))
                 for v in report["variants"]:
@@ -97,22 +102,30 @@ def main() -> int:
                                  "spikes": s["spikes"], "total_speedup": v["speedup_total"],
                                  "simulate_speedup": v["speedup_simulate"], "memory_ratio": v["memory_ratio"],
                                  "imbalance": s.get("imbalance"), "notes": v.get("notes", []),
+                                 "coreneuron_solver_s": s.get("coreneuron_solver_s"),
+                                 "coreneuron_transfer_s": s.get("coreneuron_transfer_s"),
+                                 "load_before": load_before, "load_after": os.getloadavg()[0],
                                  "identical_to_stock": v["spikes_vs_stock"]["identical"],
                                  "vs_stock": v["spikes_vs_stock"]})
                 skipped += [{"network": name, "ranks": ranks, **s} for s in report["skipped"]]
 
-    head = (f"{'network':<22}{'R':>2}  {'variant':<18}{'build s':>8}{'setup s':>8}{'sim s':>8}{'total s':>8}"
-            f"{'MiB':>6}{'spikes':>7}{'total x':>8}{'sim x':>7}{'mem x':>6}  vs stock")
+    head = (f"{'network':<22}{'R':>2}  {'variant':<18}{'build s':>8}{'setup s':>8}{'sim s':>8}{'loop s':>7}"
+            f"{'xfer s':>7}{'total s':>8}{'MiB':>6}{'spikes':>7}{'total x':>8}{'sim x':>7}{'mem x':>6}{'load':>10}"
+            "  vs stock")
     print("\n" + head + "\n" + "-" * len(head))
     for r in rows:
         sim_x = f"{r['simulate_speedup']:.2f}" if r["simulate_speedup"] else "n/a"
+        loop, xfer = (f"{r[k]:>7.2f}" if r[k] is not None else f"{'':>7}"
+                      for k in ("coreneuron_solver_s", "coreneuron_transfer_s"))
+        load = f"{r['load_before']:.1f}-{r['load_after']:.1f}"
         print(f"{r['network']:<22}{r['ranks']:>2}  {r['variant']:<18}{r['build_s']:>8.2f}{r['setup_s']:>8.2f}"
-              f"{r['simulate_s']:>8.2f}{r['total_s']:>8.2f}{r['peak_rss_max_mib']:>6.0f}{r['spikes']:>7}"
-              f"{r['total_speedup']:>8.2f}{sim_x:>7}{r['memory_ratio']:>6.2f}  "
+              f"{r['simulate_s']:>8.2f}{loop}{xfer}{r['total_s']:>8.2f}{r['peak_rss_max_mib']:>6.0f}{r['spikes']:>7}"
+              f"{r['total_speedup']:>8.2f}{sim_x:>7}{r['memory_ratio']:>6.2f}{load:>10}  "
               f"{'identical' if r['identical_to_stock'] else 'DIFFER'}")
     for s in skipped:
         print(f"{s['network']:<22}{s['ranks']:>2}  {s['label']:<18}cannot run: {s['reason']}")
-    print("slowest rank per phase; total x, sim x: stock's time / this one's; mem x: this peak RSS / stock's")
+    print("slowest rank per phase; loop, xfer: CoreNEURON's time loop and the rest of its simulate (rank 0); "
+          "total x, sim x: stock's time / this one's; mem x: this peak RSS / stock's; load: load average before-after")
     out = args.out / "real_networks.json"
     write_json(out, {"machine": machine(), "tstop_ms": args.tstop, "rows": rows, "skipped": skipped})
     print(f"wrote {out}")

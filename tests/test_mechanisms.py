@@ -411,3 +411,17 @@ def _child(mech_dir: str, out_path: str) -> None:
 
 if __name__ == "__main__":
     _child(sys.argv[1], sys.argv[2])
+
+
+def test_build_flags_make_a_build_of_their_own() -> None:
+    """The CoreNEURON library's compiler flags are in the cache key (with the processor for native ones); without
+    flags the key is unchanged, so builds already cached stay valid."""
+    from bmtk_scaling.mechanisms.build import _build_key, _mod_files, _native_target, _nrnivmodl, project_components_dir
+
+    mods, tool = _mod_files(project_components_dir() / "mechanisms" / "modfiles"), _nrnivmodl()
+    plain = _build_key(mods, tool)
+    assert _build_key(mods, tool, flags=None) == plain
+    keys = {plain, _build_key(mods, tool, flags="-O3"), _build_key(mods, tool, flags="-O3 -march=native"),
+            _build_key(mods, tool, flags="-O3 -march=native -ffp-contract=off")}
+    assert len(keys) == 4
+    assert _native_target() and _native_target() == _native_target()

@@ -266,3 +266,32 @@ def test_corpus_per_edge_equals_stock(corpus, name, compared):
         pytest.skip(f"needs the stock run of the {name} compare test")
     got = _run_mode(corpus / name, "per_edge", 1, engine="neuron", synapses="per_edge")
     assert np.array_equal(got, read_spikes(stock)[["node_id", "timestamp"]].to_numpy())
+
+
+def test_build_flags_reach_coreneurons_compile_and_keep_the_spikes(tmp_path):
+    """coreneuron.build_flags: CoreNEURON's library is compiled with them (its recorded command lines say so),
+    NEURON's mechanism objects are not, the build is cached apart, and IEEE-keeping flags give the same spikes."""
+    from bmtk_scaling.mechanisms.build import _arch, recorded_compile_flags
+    from bmtk_scaling.mechanisms.network import prepare
+
+    net = build_fixture(tmp_path / "net", n_exc=6, n_inh=2, n_inputs=4, tstop=200.0, linear_channel=True)
+    config = net / "config.simulation.json"
+    flags = "-O3 -march=native -ffp-contract=off"
+    spikes = {}
+    for name, extra in (("plain", []), ("flagged", ["--build-flags", flags])):
+        out = tmp_path / f"sim_{name}.json"
+        proc = cli("configure", str(config), "--engine", "coreneuron", *extra, "--out", str(out))
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        proc = cli("run", str(out), "--ranks", "1", "--output-dir", str(tmp_path / f"out_{name}"))
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        spikes[name] = read_spikes(tmp_path / f"out_{name}" / "spikes.h5")
+    assert len(spikes["plain"]) > 5
+    assert spikes["flagged"].equals(spikes["plain"])
+    mech_dir = tmp_path / "fixture_components" / "mechanisms"
+    plain, flagged = prepare(mech_dir).neuron_build, prepare(mech_dir, flags).neuron_build  # both cached by now
+    assert plain != flagged
+    recorded = recorded_compile_flags(flagged).split()
+    assert {"-O3", "-ffp-contract=off"} <= set(recorded) and recorded.index("-O3") > recorded.index("-O2")
+    assert recorded_compile_flags(plain) == ""
+    neuron_objects = [o for o in (flagged / _arch()).glob("*.o") if o.name != "mod_func.o"]
+    assert neuron_objects and all(".GCC.command.line" not in o.read_bytes().decode("latin-1") for o in neuron_objects)

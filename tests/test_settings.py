@@ -7,7 +7,14 @@ import inspect
 import pytest
 
 from bmtk_scaling.config.derive import derive_config
-from bmtk_scaling.config.settings import SETTING_NAMES, Engine, Settings, options, read_settings
+from bmtk_scaling.config.settings import (
+    SETTING_NAMES,
+    Engine,
+    Settings,
+    options,
+    read_settings,
+    validate_settings,
+)
 from bmtk_scaling.errors import BmtkScalingError, ConfigError
 
 
@@ -87,3 +94,14 @@ def test_the_docs_list_exactly_the_declared_settings():
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
     assert options_table() in text, "regenerate the table in docs/configuration.md from options_table()"
+
+
+def test_build_flags_are_compiler_options_or_refused():
+    """coreneuron.build_flags reaches nrnivmodl's make: only compiler options pass, normalised to single spaces."""
+    flags = validate_settings({"engine": "coreneuron", "coreneuron": {"build_flags": " -O3  -march=native\t"
+                                                                       "-ffp-contract=off "}})
+    assert flags.coreneuron.build_flags == "-O3 -march=native -ffp-contract=off"
+    assert validate_settings({}).coreneuron.build_flags is None  # off by default: nrnivmodl's own flags
+    for bad in ("", "O3", "-O3; rm -rf x", "-O3 $(X)", "-o lib.so", "-shared"):
+        with pytest.raises(ConfigError, match="coreneuron.build_flags"):
+            validate_settings({"coreneuron": {"build_flags": bad}})

@@ -11,7 +11,7 @@ plus ``coreneuron.gpu``, and read back as one :class:`Engine`:
         "neuron_loop": "psolve",
         "synapses": "shared",
         "coreneuron": {"gpu": false, "cell_permute": null, "file_mode": false, "nthread": 1, "verbose": 1,
-                       "build_cycles": 1},
+                       "build_cycles": 1, "build_flags": null},
         "exchange": {"spike_compress": 100, "step_wait": false},
         "sites": {"site_map": [0, 1], "latency_ms": 10}
     }
@@ -29,6 +29,7 @@ CoreNEURON).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -113,6 +114,29 @@ class CoreNeuronOptions(BaseModel):
         1, ge=1, description="build each rank's cells in this many parts, each written to CoreNEURON's files and "
         "freed before the next (implies file_mode; lowers NEURON's peak about N-fold; docs/engines.md)",
         json_schema_extra=_cli())
+    build_flags: str | None = Field(
+        None, description="extra C++ compiler flags for CoreNEURON's mechanism library, after nrnivmodl's -O2 (e.g. "
+        "\"-O3 -march=native -ffp-contract=off\", which keeps IEEE results); NEURON's library stays as nrnivmodl "
+        "builds it; each set of flags is a build of its own in the cache. Flags that let the compiler change "
+        "floating-point results (-ffast-math, FMA contraction) may move spikes; null: nrnivmodl's flags",
+        json_schema_extra=_cli())
+
+    @field_validator("build_flags")
+    @classmethod
+    def _flags(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        tokens = value.split()
+        bad = [t for t in tokens if not _FLAG.fullmatch(t) or t in _NOT_FLAGS]
+        if not tokens or bad:
+            raise ValueError(f"coreneuron.build_flags {value!r}: give compiler options such as \"-O3 -march=native "
+                             "-ffp-contract=off\" (each starting with '-'; not -o, -c, -E, -S, -shared)"
+                             + (f"; not {', '.join(map(repr, bad))}" if bad else ""))
+        return " ".join(tokens)
+
+
+_FLAG = re.compile(r"-[A-Za-z][\w=.,+:/-]*")  # one compiler option, nothing a shell or make would read
+_NOT_FLAGS = frozenset({"-o", "-c", "-E", "-S", "-shared"})  # would change what is built, not how
 
 
 class ExchangeOptions(BaseModel):
@@ -407,6 +431,8 @@ def options_table() -> str:
             allowed = f"integer {low}..{high}"
         elif o.name == "site_map":
             allowed = "site numbers, one per rank"
+        elif o.name == "build_flags":
+            allowed = "compiler options"
         else:
             allowed = "a path" if o.name == "partition" else o.kind.__name__
         default = json.dumps(o.default.value if isinstance(o.default, Engine) else o.default)

@@ -93,15 +93,19 @@ def _mod_files(modfiles_dir: Path) -> list[Path]:
     return mods
 
 
-def _build_key(mods: list[Path], nrnivmodl: Path, coreneuron: bool = True) -> str:
-    """Content hash: the mod files, NEURON's version and installation (libraries carry its RUNPATH)."""
+def _build_key(mods: list[Path], nrnivmodl: Path, coreneuron: bool = True, flags: str | None = None) -> str:
+    """Content hash: the mod files, NEURON's version and installation (libraries carry its RUNPATH), and the
+    compiler flags of CoreNEURON's library with, for ``native`` ones, the processor they resolve to."""
     digest = hashlib.sha256()
     try:
         version = metadata.version("neuron")
     except metadata.PackageNotFoundError:
         version = "unknown"
-    for item in (version, str(nrnivmodl.parent.resolve()), _arch(), "" if coreneuron else "neuron-only",
-                 f"mend {mend.MEND_VERSION}"):
+    items = [version, str(nrnivmodl.parent.resolve()), _arch(), "" if coreneuron else "neuron-only",
+             f"mend {mend.MEND_VERSION}"]
+    if flags:  # without flags the key is what it always was: existing caches stay valid
+        items += [f"flags {flags}", _native_target() if "native" in flags else ""]
+    for item in items:
         digest.update(item.encode() + b"\0")
     for mod in mods:
         digest.update(mod.name.encode() + b"\0" + mod.read_bytes() + b"\0")
@@ -137,19 +141,22 @@ class CompileError(BmtkScalingError):
         self.failed = failed
 
 
-def compile_mechanisms(source: Path | Sequence[Path], coreneuron: bool = True) -> Path:
+def compile_mechanisms(source: Path | Sequence[Path], coreneuron: bool = True, flags: str | None = None) -> Path:
     """Compile mod files (a folder's ``*.mod``, or a list) once; return the cached build folder.
 
     The folder holds ``<arch>/libnrnmech.so`` and, with ``coreneuron`` (``nrnivmodl -coreneuron``),
     ``<arch>/libcorenrnmech.so``, and the sources in ``modfiles/``. Concurrent callers serialise on a
     lock file; the build happens in a temporary folder renamed into place, so no caller ever sees a
     half-written library. A failure is a :class:`CompileError` with the compiler's output.
+    ``flags``: extra compiler flags for CoreNEURON's library only (the setting ``coreneuron.build_flags``),
+    see :func:`_recompile_coreneuron`.
     """
     nrnivmodl = _nrnivmodl()
     mods = _mod_files(Path(source)) if isinstance(source, str | Path) else sorted(Path(m) for m in source)
     if not mods:
         raise BmtkScalingError("no mod files to compile")
-    key = _build_key(mods, nrnivmodl, coreneuron)
+    flags = flags if coreneuron else None
+    key = _build_key(mods, nrnivmodl, coreneuron, flags)
     root = cache_root()
     target = root / f"mech-{key[:20]}"
     if _is_complete(target, coreneuron):
@@ -188,6 +195,8 @@ def compile_mechanisms(source: Path | Sequence[Path], coreneuron: bool = True) -
                 (staging / "mended.json").write_text(json.dumps(sorted(set(mended))) + "\n")
             if v_copies:
                 (staging / "v_copies.json").write_text(json.dumps(sorted(set(v_copies))) + "\n")
+            if flags and proc.returncode == 0 and _is_complete(staging, coreneuron):
+                proc = _recompile_coreneuron(cmd, staging, env, flags, len(mods))
             if proc.returncode != 0 or not _is_complete(staging, coreneuron):
                 tail = "\n".join(proc.stdout.splitlines()[-40:])
                 failed = sorted(set(_FAILED_MOD.findall(proc.stdout)) & {m.stem for m in mods})
@@ -222,6 +231,42 @@ def _compile(cmd: list[str], cwd: Path, env: dict, steps: int) -> subprocess.Com
     proc.wait()
     report("compile mechanisms", steps + 1, steps + 1, "translations")
     return subprocess.CompletedProcess(cmd, proc.returncode, "".join(lines))
+
+
+def _recompile_coreneuron(cmd: list[str], cwd: Path, env: dict, flags: str, steps: int) -> subprocess.CompletedProcess:
+    """Compile CoreNEURON's mechanism objects again with ``flags`` after nrnivmodl's own (``-O2``).
+
+    nrnivmodl hands ``-incflags`` to both compiles, after their ``-O2`` (the last ``-O`` wins); NEURON's
+    mechanism objects are up to date by then and make leaves them as they are (only its registration
+    file, which calls no mechanism code, is compiled again), so NEURON runs keep the stock library.
+    The sources are the ones already translated (and mended): make does not translate them again.
+    ``-frecord-gcc-switches`` keeps the command line in the library, where it can be checked
+    (:func:`recorded_compile_flags`).
+    """
+    core = cwd / _arch() / "corenrn" / "build"
+    for stale in [*core.glob("*.o"), *core.glob("*.so"), *(cwd / _arch()).glob("libcorenrnmech*")]:
+        stale.unlink()
+    where = cmd.index("-coreneuron") + 1
+    flagged = [*cmd[:where], "-incflags", f"{flags} -frecord-gcc-switches", *cmd[where:]]
+    log.info("compiling CoreNEURON's mechanisms again with %s", flags)
+    return _compile(flagged, cwd, env, steps)
+
+
+def recorded_compile_flags(build_dir: Path) -> str:
+    """The compiler command lines recorded in a flagged build's CoreNEURON library ('' where none were)."""
+    lib = Path(build_dir) / _arch() / "libcorenrnmech.so"
+    proc = subprocess.run(["readelf", "-p", ".GCC.command.line", str(lib)], capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def _native_target() -> str:
+    """What ``-march=native`` resolves to on this machine: its processor's model and feature flags."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    wanted = [line for line in text.splitlines() if line.startswith(("model name", "flags"))][:2]
+    return hashlib.sha256("\n".join(wanted).encode()).hexdigest()
 
 
 def mended_sources(build_dir: Path) -> list[str]:

@@ -45,6 +45,7 @@ class NetworkMechanisms:
     v_copies: tuple[str, ...] = ()  # mod files NEURON lays out without a copy of v; CoreNEURON's side made to match
     coreneuron_error: str | None = None  # why some (or all) mod files cannot run on CoreNEURON
     not_for_coreneuron: tuple[str, ...] = ()  # the mod files that error names (empty: all of them)
+    flags: str | None = None  # extra compiler flags of CoreNEURON's library (coreneuron.build_flags)
 
     def coreneuron_build(self) -> Path | None:
         """Both libraries of the mod files CoreNEURON can run (compiled on first use); None if none can."""
@@ -56,7 +57,7 @@ class NetworkMechanisms:
             if not failed or not rest:
                 return None
             try:
-                return compile_mechanisms(rest, coreneuron=True)
+                return compile_mechanisms(rest, coreneuron=True, flags=self.flags)
             except CompileError as err:
                 if not err.failed:
                     return None
@@ -103,8 +104,9 @@ def defined_names(mod: Path) -> list[str]:
     return [name for _, name in _DEFINES.findall(text)]
 
 
-def prepare(mech_dir: Path) -> NetworkMechanisms:
-    """Compile a network's mechanisms into the cache (once per content); see the module docstring."""
+def prepare(mech_dir: Path, flags: str | None = None) -> NetworkMechanisms:
+    """Compile a network's mechanisms into the cache (once per content and ``flags``, the extra compiler flags of
+    CoreNEURON's library: ``coreneuron.build_flags``); see the module docstring."""
     mech_dir = Path(mech_dir).absolute()
     if not mech_dir.is_dir():
         raise BmtkScalingError(f"components.mechanisms_dir {mech_dir} is not a folder: fix the path in the config")
@@ -125,7 +127,7 @@ def prepare(mech_dir: Path) -> NetworkMechanisms:
     defines = {name: mod.name for mod in files for name in defined_names(mod)}
     neuron_build, coreneuron_error, failed, mended, v_copies = None, None, set(), (), ()
     try:
-        build = compile_mechanisms(files, coreneuron=True)
+        build = compile_mechanisms(files, coreneuron=True, flags=flags)
     except CompileError as err:
         coreneuron_error, failed = str(err).splitlines()[0], {f + ".mod" for f in err.failed}
     else:
@@ -148,7 +150,7 @@ def prepare(mech_dir: Path) -> NetworkMechanisms:
         except CompileError as err:
             raise BmtkScalingError(f"the mechanisms in {mech_dir} do not compile for NEURON either: {err}") from None
     return NetworkMechanisms(mech_dir, tuple(files), neuron_build, defines, replaced, mended, v_copies,
-                             coreneuron_error, tuple(sorted(failed)))
+                             coreneuron_error, tuple(sorted(failed)), flags)
 
 
 def _not_thread_safe(build: Path, mod_name: str) -> bool:

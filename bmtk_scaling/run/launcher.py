@@ -35,6 +35,9 @@ from bmtk_scaling.sonata.spikes import read_spikes
 
 LAUNCHERS = ("mpiexec", "srun")
 _CORENEURON_BAR = re.compile(r"^psolve \|[= ]*\| t: ([\d.]+)\s+ETA")  # CoreNEURON's own progress bar, one redraw
+# CoreNEURON's own timers, printed by rank 0 at verbose >= 1 on every psolve: its set-up, and its time loop
+_CORENEURON_SETUP = re.compile(r"^\s*Setup Done\s*:\s*([\d.eE+-]+) seconds", re.M)
+_CORENEURON_SOLVER = re.compile(r"^\s*Solver Time\s*:\s*([\d.eE+-]+)", re.M)
 
 
 def launch_command(launcher: str, ranks: int) -> list[str]:
@@ -151,7 +154,20 @@ def _launch(prefix: list[str], rank_prefix: list[str], config: Path, ranks: int,
         raise RunFailed(_failure_message(config, ranks, proc.returncode, out, err, scratch))
     if not metrics.is_file():
         raise RunFailed(f"{config.name}: mpiexec exited 0 but rank 0 wrote no metrics; output:\n" + _tail(out + err))
-    return json.loads(metrics.read_text()), wall
+    data = json.loads(metrics.read_text())
+    _add_coreneuron_timers(data, out)
+    return data, wall
+
+
+def _add_coreneuron_timers(data: dict, out: str) -> None:
+    """Rank 0's CoreNEURON timers from its output, so that the time loop is told apart from the hand-over of the
+    model (NEURON -> CoreNEURON and back), which the rank's ``simulate`` includes; summed over psolve calls."""
+    solver = [float(t) for t in _CORENEURON_SOLVER.findall(out)]
+    if not solver or not data.get("ranks"):
+        return  # NEURON, or CoreNEURON at verbose 0
+    rank0 = min(data["ranks"], key=lambda r: r["rank"])
+    rank0["coreneuron_solver_s"] = sum(solver)
+    rank0["coreneuron_setup_s"] = sum(float(t) for t in _CORENEURON_SETUP.findall(out))
 
 
 def _communicate(proc: subprocess.Popen, timeout: float, show_progress: bool, tstop: float) -> tuple[str, str]:

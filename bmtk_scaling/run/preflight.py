@@ -354,10 +354,11 @@ def _mechanisms(sim: LoadedConfig, files, settings: Settings) -> tuple[Path | No
         _check_file_mode(usage)
     if mech_dir is None:
         return None, []
-    if installed:
+    flags = settings.coreneuron.build_flags if settings.engine.is_coreneuron else None
+    if installed and not flags:
         ensure_compiled(mech_dir, coreneuron=settings.engine.is_coreneuron)
         return mech_dir, []
-    mechanisms = prepare(mech_dir)
+    mechanisms = prepare(mech_dir, flags)  # with build flags, an installed folder too is compiled into the cache
     check_defined(mechanisms, usage)
     used = set().union(*usage.values()) if usage else set()
     if settings.engine.is_coreneuron:

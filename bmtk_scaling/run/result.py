@@ -56,6 +56,10 @@ class RunResult:
         if any("build_peak_rss_mib" in r for r in self.per_rank):  # CoreNEURON file mode: the two phases apart
             out["build_peak_rss_max_mib"] = float(self._col("build_peak_rss_mib").max())
             out["coreneuron_peak_rss_max_mib"] = float(self._col("coreneuron_peak_rss_mib").max())
+        solver = [r for r in self.per_rank if "coreneuron_solver_s" in r]
+        if solver:  # CoreNEURON in memory: rank 0's time loop, and the rest of its simulate (the model's hand-over)
+            out["coreneuron_solver_s"] = float(solver[0]["coreneuron_solver_s"])
+            out["coreneuron_transfer_s"] = float(solver[0]["simulate_s"] - solver[0]["coreneuron_solver_s"])
         # NEURON's per-rank compute time; CoreNEURON reports none (0), and then balance is unknown.
         out["load_balance"] = float(step.mean() / step.max()) if step.max() > 0 else None
         out["wait_max_s"] = float(self._col("wait_time").max()) if step.max() > 0 else None
