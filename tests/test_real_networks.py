@@ -274,7 +274,7 @@ def test_build_flags_reach_coreneurons_compile_and_keep_the_spikes(tmp_path):
     from bmtk_scaling.mechanisms.build import _arch, recorded_compile_flags
     from bmtk_scaling.mechanisms.network import prepare
 
-    net = build_fixture(tmp_path / "net", n_exc=6, n_inh=2, n_inputs=4, tstop=200.0, linear_channel=True)
+    net = build_fixture(tmp_path / "net", linear_channel=True)
     config = net / "config.simulation.json"
     flags = "-O3 -march=native -ffp-contract=off"
     spikes = {}
