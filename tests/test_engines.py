@@ -77,6 +77,11 @@ def test_engines_give_identical_spikes_and_readable_files(ping):
     }
     results = {k: run_config(c, 2) for k, c in configs.items()}
     assert results["core"].engine == "coreneuron" and results["core"].summary["engine"] == "CoreNEURON"
+    core = results["core"].summary  # CoreNEURON's own time loop, apart from the model's hand-over (rank 0's timers)
+    assert 0 < core["coreneuron_solver_s"] <= core["simulate_s"] + 0.01
+    assert core["coreneuron_transfer_s"] == pytest.approx(results["core"].per_rank[0]["simulate_s"]
+                                                          - core["coreneuron_solver_s"])
+    assert "coreneuron_solver_s" not in results["psolve"].summary
     trains = {k: read_spikes(Path(r.spikes_file))[["node_id", "timestamp"]].to_numpy() for k, r in results.items()}
     assert len(trains["stock"]) > 100
     assert np.array_equal(trains["stock"], trains["psolve"])
