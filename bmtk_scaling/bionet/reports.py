@@ -52,12 +52,18 @@ class RecordedReport:
         """Copy the recorded vectors into bmtk's report writer (after the run)."""
         plan = self._plan
         steps = np.arange(plan.start_step, int(round(plan.end_step)), plan.dt_step) + 1
+        # each vector's samples as a strided view, copied once into a row of its own (contiguous writes): a
+        # fancy-indexed copy per vector and a column stack of them took about as long as the simulation itself
+        # on bio_14cells; bmtk's writer reads the transposed view
+        taken = slice(int(steps[0]), int(steps[-1]) + 1, int(plan.dt_step)) if steps.size else slice(0, 0)
         for gid, vectors in self._vectors.items():
             if not vectors:
                 continue
             pop_id = sim.net.gid_pool.get_pool_id(gid)
-            values = np.column_stack([vec.as_numpy()[steps] for vec in vectors])
-            plan.recorder.record_cell_block(pop_id.node_id, values if values.shape[1] > 1 else values[:, 0], 0,
+            rows = np.empty((len(vectors), steps.size))
+            for row, vec in zip(rows, vectors, strict=True):
+                row[:] = vec.as_numpy()[taken]  # a vector shorter than the report fails here, loudly
+            plan.recorder.record_cell_block(pop_id.node_id, rows.T if len(vectors) > 1 else rows[0], 0,
                                             steps.size, population=pop_id.population)
         plan.recorder.flush()
 
