@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -180,7 +181,8 @@ def main() -> int:
                     "instantiate_s": r["build_s"], "us_per_synapse": r["build_s"] / synapses * 1e6,
                     "peak_rss_mib": r["peak_rss_mib"],
                     "bytes_per_synapse": (r["peak_rss_mib"] - r["rss_before_build_mib"]) * 2**20 / synapses,
-                    "simulate_s": r["simulate_s"], "setup_plus_simulate_s": setup + r["simulate_s"],
+                    "simulate_s": r["simulate_s"], "simulate_cpu_s": r.get("simulate_cpu_s", float("nan")),
+                    "load_average": os.getloadavg()[0], "setup_plus_simulate_s": setup + r["simulate_s"],
                     "spikes": result.spike_count, "synapse_objects": r["synapse_objects"],
                     "notes": [n for n in result.notes if "built by bionet" in n or "synapses:" in n],
                     "vs_stock": compare_spikes(spikes["stock"], spikes[name]).describe(),
@@ -190,20 +192,27 @@ def main() -> int:
                 row["instantiate_speedup"] = stock["instantiate_s"] / row["instantiate_s"]
                 row["memory_ratio"] = stock["peak_rss_mib"] / row["peak_rss_mib"]
                 row["end_to_end_speedup"] = stock["setup_plus_simulate_s"] / row["setup_plus_simulate_s"]
+                row["simulate_speedup"] = stock["simulate_s"] / row["simulate_s"]
+                row["simulate_cpu_speedup"] = stock["simulate_cpu_s"] / row["simulate_cpu_s"]
             if args.profile and not label.startswith("PING"):
                 for name, _ in LEAN:
                     print(f"profiling {label} {name} instantiation ...", flush=True)
                     profiles[f"{label} {name}"] = profile_build(config.parent / f"{name}.json", args.profile_top)
 
     head = (f"{'network':<14}{'cells':>6}{'synapses':>11}  {'case':<10}{'inst s':>8}{'us/syn':>8}{'peak MiB':>10}"
-            f"{'B/syn':>7}{'sim s':>8}{'e2e s':>8}{'inst x':>8}{'mem x':>7}{'e2e x':>7}  spikes vs stock")
+            f"{'B/syn':>7}{'sim s':>8}{'cpu s':>8}{'e2e s':>8}{'inst x':>8}{'mem x':>7}{'sim x':>7}{'cpu x':>7}"
+            f"{'e2e x':>7}{'load':>6}  spikes vs stock")
     print("\n" + head + "\n" + "-" * len(head))
     for r in rows:
         print(f"{r['network']:<14}{r['cells']:>6}{r['synapses']:>11,}  {r['case']:<10}{r['instantiate_s']:>8.1f}"
               f"{r['us_per_synapse']:>8.1f}{r['peak_rss_mib']:>10.0f}{r['bytes_per_synapse']:>7.0f}"
-              f"{r['simulate_s']:>8.1f}{r['setup_plus_simulate_s']:>8.1f}{r['instantiate_speedup']:>8.1f}"
-              f"{r['memory_ratio']:>7.1f}{r['end_to_end_speedup']:>7.1f}  {r['vs_stock']} ({r['spikes']} spikes)")
-    print("inst: building cells and synapses; e2e: instantiate + initialise + simulate; x: stock / this")
+              f"{r['simulate_s']:>8.1f}{r['simulate_cpu_s']:>8.1f}{r['setup_plus_simulate_s']:>8.1f}"
+              f"{r['instantiate_speedup']:>8.1f}{r['memory_ratio']:>7.1f}{r['simulate_speedup']:>7.2f}"
+              f"{r['simulate_cpu_speedup']:>7.2f}{r['end_to_end_speedup']:>7.1f}{r['load_average']:>6.1f}"
+              f"  {r['vs_stock']} ({r['spikes']} spikes)")
+    print("inst: building cells and synapses; sim: simulate (wall), cpu: its CPU seconds (what the model costs, apart "
+          "from waiting for a core on a shared machine); e2e: instantiate + initialise + simulate; x: stock / this; "
+          "load: 1-minute load average after the case")
     floor = object_floor() if args.floor else None
     if floor:
         print("NEURON's floor per object (held in a hoc List): " + ", ".join(
