@@ -5,6 +5,9 @@
 Builds the network as a run does (cells, recurrent and spike-input edges) without simulating, and
 writes one row per NetCon, grouped by target cell (gid order) and in creation order within a cell:
 target gid, section name, the synapse's x (NEURON's own ``get_loc``), source gid, weight, delay.
+``order_*``: every Exp2Syn and every NetCon of the model in NEURON's creation order (its hoc object
+index): the synapse's section and x; the NetCon's source (gid, or the spike source's hoc name), target
+synapse, weight and delay.
 """
 
 import sys
@@ -57,7 +60,26 @@ if net.lean_builder is not None and not net.lean_builder.register_netcons:
         name = h.cas().name()
         h.pop_section()
         record(owner[name], nc)
+
+
+def location(syn):
+    x = syn.get_loc()
+    name = h.cas().name()
+    h.pop_section()
+    return name, x
+
+
+synapses = sorted(h.List("Exp2Syn"), key=lambda o: int(o.hname().split("[")[1][:-1]))
+syn_index = {s.hname(): k for k, s in enumerate(synapses)}
+syn_rows = [location(s) for s in synapses]
+netcons = sorted(h.List("NetCon"), key=lambda o: int(o.hname().split("[")[1][:-1]))
+nc_rows = [(str(nc.srcgid()) if nc.srcgid() >= 0 else nc.pre().hname(),
+            syn_index.get(nc.syn().hname(), -1) if nc.syn() is not None else -1, nc.weight[0], nc.delay)
+           for nc in netcons]
 flat = [r for gid in sorted(rows) for r in rows[gid]]
 np.savez(out, gid=np.array([r[0] for r in flat]), section=np.array([r[1] for r in flat]),
          x=np.array([r[2] for r in flat]), source=np.array([r[3] for r in flat]),
-         weight=np.array([r[4] for r in flat]), delay=np.array([r[5] for r in flat]))
+         weight=np.array([r[4] for r in flat]), delay=np.array([r[5] for r in flat]),
+         order_syn_section=np.array([r[0] for r in syn_rows]), order_syn_x=np.array([r[1] for r in syn_rows]),
+         order_nc_source=np.array([r[0] for r in nc_rows]), order_nc_target=np.array([r[1] for r in nc_rows]),
+         order_nc_weight=np.array([r[2] for r in nc_rows]), order_nc_delay=np.array([r[3] for r in nc_rows]))

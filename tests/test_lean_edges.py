@@ -32,10 +32,13 @@ def _run(net, name: str, ranks: int = 1, **switches):
 
 
 def test_per_edge_reproduces_stock_bmtk_exactly(ping):
-    _, stock = _run(ping, "stock", engine="neuron", neuron_loop="bmtk", synapses="bmtk", cell_build="bmtk")
-    _, lean = _run(ping, "per_edge", engine="neuron", synapses="per_edge")
+    stock_run, stock = _run(ping, "stock", engine="neuron", neuron_loop="bmtk", synapses="bmtk", cell_build="bmtk")
+    lean_run, lean = _run(ping, "per_edge", engine="neuron", synapses="per_edge")
     assert len(stock) > 500
     assert np.array_equal(stock, lean)
+    for run in (stock_run, lean_run):  # simulate in CPU seconds too, both loops (bench/instantiate.py compares it)
+        r = run.per_rank[0]
+        assert 0 < r["simulate_cpu_s"] <= 1.5 * r["simulate_s"] + 0.1
 
 
 def test_shared_synapses_match_per_edge_and_save_objects(ping):

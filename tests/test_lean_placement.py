@@ -60,6 +60,7 @@ def _probe(net: Path, mode: str) -> dict[str, np.ndarray]:
     names = [name.split(".", 1) for name in found.pop("section").tolist()]
     found["cell"] = np.array([cell.split("[", 1)[1] for cell, _ in names])
     found["section"] = np.array([section for _, section in names])
+    found["order_syn_section"] = np.array([name.split("[", 1)[1] for name in found["order_syn_section"].tolist()])
     return found
 
 
@@ -75,6 +76,12 @@ def test_every_synapse_is_where_stock_bionet_puts_it(tmp_path):
     assert np.unique(stock["x"]).size > 20
     assert np.unique(stock["weight"]).size > 10  # gaussianLL, called per edge as bionet calls it
     for key in ("gid", "cell", "section", "x", "source", "weight", "delay"):  # every synapse, in bionet's order
+        np.testing.assert_array_equal(per_edge[key], stock[key], err_msg=key)
+    # every Exp2Syn and NetCon made in stock's global order (NEURON's object order, which its instance data and
+    # event delivery follow), spike-input NetCons included: per_edge's model is stock's object for object
+    assert any(s.startswith("VecStim") for s in stock["order_nc_source"].tolist())
+    assert stock["order_nc_target"].size >= stock["gid"].size
+    for key in [k for k in stock if k.startswith("order_")]:
         np.testing.assert_array_equal(per_edge[key], stock[key], err_msg=key)
     shared = _probe(net, "shared")  # NetCons grouped by point process, each edge still at its segment
 
