@@ -8,8 +8,9 @@ contribution files; NEURON then records every segment's ``i_membrane_`` with ``V
 (on NEURON and on CoreNEURON), and the simulator runs ``psolve`` in chunks of at most
 ``chunk_steps`` steps. Between chunks the recorded currents (segments x steps) go through the transfer
 matrix in one product per cell, the rows are handed to bmtk's own block writer exactly where its
-``step`` would have put them, and the vectors are emptied: memory stays at
-``8 bytes x local segments x chunk_steps`` whatever the run's length.
+``step`` would have put them, and the vectors are emptied (their room kept: :meth:`RecordedEcp.reserve` sizes them
+once, so NEURON appends each sample without re-allocating). Memory stays at
+``8 bytes x local segments x (chunk_steps + 1)`` plus one cell's currents whatever the run's length.
 
 Row k of bmtk's ``ecp/data`` is the ECP after step k+1 (bmtk never stores t = 0; its ``ecp/time``
 still says ``(0, tstop, dt)``), so each fold takes the chunk's last samples and drops the one NEURON
@@ -20,7 +21,6 @@ difference from stock is one matrix product per block instead of one matrix-vect
 
 from __future__ import annotations
 
-import numpy as np
 from neuron import h
 from threadpoolctl import threadpool_limits
 
@@ -57,7 +57,14 @@ class RecordedEcp:
 
     def chunk_steps(self, budget_bytes: int) -> int:
         """How many steps of currents fit in ``budget_bytes`` on this rank (at least 1)."""
-        return max(1, budget_bytes // max(1, BYTES_PER_SAMPLE * self.local_segments))
+        return max(1, budget_bytes // max(1, BYTES_PER_SAMPLE * self.local_segments) - 1)  # + the t = 0 sample
+
+    def reserve(self, steps: int) -> None:
+        """Give every current's vector room for a chunk (and the t = 0 sample) before the run: NEURON then appends
+        each sample without growing, copying and re-allocating ~1e5 vectors over the first chunk."""
+        for vectors in self._vectors.values():
+            for vec in vectors:
+                vec.buffer_size(steps + 1)
 
     def fold(self, sim, n_steps: int) -> None:
         """Take the last ``n_steps`` samples of every recorded current, add their ECP to bmtk's blocks, empty the
@@ -65,14 +72,17 @@ class RecordedEcp:
         if n_steps <= 0:
             return
         contributions = []
+        joined = h.Vector()  # one cell's currents, segments x samples: one hoc call, not one per segment
         # one BLAS thread: each MPI rank has its core, and a threaded product between ranks ran 8x slower here
         with threadpool_limits(limits=1, user_api="blas"):
             for gid, vectors in self._vectors.items():
-                currents = np.empty((len(vectors), n_steps))
-                for row, vec in enumerate(vectors):
-                    currents[row] = vec.as_numpy()[-n_steps:]
-                    vec.resize(0)
+                samples = int(vectors[0].size())
+                joined.resize(0)
+                joined.append(*vectors)
+                currents = joined.as_numpy().reshape(len(vectors), samples)[:, samples - n_steps:]
                 contributions.append((gid, (ecp_transfer_matrix(self.module, gid) @ currents).T))
+                for vec in vectors:
+                    vec.resize(0)
         write_ecp_rows(self.module, sim, contributions, self._steps_done, n_steps)
         self._steps_done += n_steps
 

@@ -163,6 +163,8 @@ class ScalingBioSimulator(BioSimulator):
         the ECP after each chunk (psolve is collective: every rank takes the chunk length of the fullest one)."""
         budget = self.settings.ecp_buffer_mib * 2**20
         chunk = int(pc.allreduce(min(e.chunk_steps(budget) for e in ecps), 3))
+        for ecp in ecps:
+            ecp.reserve(min(chunk, int(self.n_steps)))
         total, done, folding, chunks, wall0 = int(self.n_steps), 0, 0.0, 0, time.perf_counter()
         while done < total:
             target = min(done + chunk, total)
