@@ -14,7 +14,7 @@ per-cell contributions), in two parts, each on every rank count:
 
 Needs ``../shared/realnets/bmtk`` (copied to a temporary folder; the originals are only read).
 
-    python bench/reports.py [--ranks 1 2] [--tstop 1000] [--stock-tstop 20]
+    python bench/reports.py [--ranks 1 2] [--tstop 1000] [--stock-tstop 20] [--no-contributions]
 """
 
 from __future__ import annotations
@@ -35,11 +35,14 @@ ENGINES = (("neuron_psolve", "NEURON psolve", {"engine": "neuron", "neuron_loop"
            ("coreneuron", "CoreNEURON", {"engine": "coreneuron", "neuron_loop": "psolve"}))
 
 
-def _configs(dest: Path, tstop: float) -> dict[str, Path]:
+def _configs(dest: Path, tstop: float, contributions: bool = True) -> dict[str, Path]:
     shipped = dest / "bio_450cells" / "config.simulation_ecp.json"
     data = json.loads(shipped.read_text())
     data["run"]["tstop"] = tstop
-    config = shipped.with_name(f"config.ecp_{tstop:g}.json")
+    if not contributions:
+        data["reports"] = {k: {x: y for x, y in v.items() if x != "contributions_dir"}
+                           for k, v in data["reports"].items()}
+    config = shipped.with_name(f"config.ecp_{tstop:g}{'' if contributions else '_sum_only'}.json")
     config.write_text(json.dumps(data, indent=2))
     plain = dict(data, reports={k: v for k, v in data["reports"].items() if v.get("module") != "extracellular"})
     without = shipped.with_name(f"config.no_ecp_{tstop:g}.json")
@@ -94,14 +97,14 @@ def against_stock(tmp: Path, tstop: float, ranks_list: list[int], timeout: float
     return rows
 
 
-def ecp_share(tmp: Path, tstop: float, ranks_list: list[int], timeout: float) -> list[dict]:
+def ecp_share(tmp: Path, tstop: float, ranks_list: list[int], timeout: float, contributions: bool = True) -> list[dict]:
     from bmtk_scaling.config.derive import derive_config, write_config
     from bmtk_scaling.errors import BmtkScalingError
     from bmtk_scaling.run.launcher import run_config
     from bmtk_scaling.run.result import result_to_dict
     from bmtk_scaling.sonata.configs import load_config
 
-    configs = _configs(tmp, tstop)
+    configs = _configs(tmp, tstop, contributions)
     rows = []
     for ranks in ranks_list:
         outputs = {}
@@ -128,7 +131,8 @@ def ecp_share(tmp: Path, tstop: float, ranks_list: list[int], timeout: float) ->
                 "setup_s": w["summary"]["load_s"] + w["summary"]["build_s"] + w["summary"]["setup_s"],
                 "simulate_s": w["summary"]["simulate_s"], "simulate_without_ecp_s": wo["summary"]["simulate_s"],
                 "ecp_share": w["summary"]["simulate_s"] / wo["summary"]["simulate_s"] - 1.0,
-                "ecp_fold_s": _slowest(w, "ecp_fold_s"), "write_output_s": _slowest(w, "write_output_s"),
+                "ecp_fold_s": _slowest(w, "ecp_fold_s"), "ecp_write_s": _slowest(w, "ecp_write_s"),
+                "contributions": contributions, "write_output_s": _slowest(w, "write_output_s"),
                 "chunks": _chunks(out_dir), "total_s": w["summary"]["total_s"],
                 "peak_rss_max_mib": w["summary"]["peak_rss_max_mib"],
                 "peak_rss_max_without_ecp_mib": wo["summary"]["peak_rss_max_mib"],
@@ -159,7 +163,8 @@ def _print(stock_rows: list[dict], share_rows: list[dict]) -> None:
               "the ECP); ECP vs stock: largest |difference| over each channel's largest |value|")
     if share_rows:
         head = (f"{'R':>2}  {'variant':<15}{'tstop':>6}{'setup s':>9}{'sim s':>9}{'no ECP':>9}{'ECP +%':>8}"
-                f"{'fold s':>8}{'chunks':>7}{'write s':>8}{'MiB':>6}{'no ECP':>7}{'spikes':>7}  {'vs psolve':>9}")
+                f"{'fold s':>8}{'blocks':>7}{'chunks':>7}{'write s':>8}{'MiB':>6}{'no ECP':>7}{'spikes':>7}"
+                f"  {'vs psolve':>9}")
         print("\n" + head + "\n" + "-" * len(head))
         for r in share_rows:
             if "skipped" in r:
@@ -173,7 +178,8 @@ def _print(stock_rows: list[dict], share_rows: list[dict]) -> None:
                   f"{diff:>11}")
         print("sim s / no ECP: simulate of the slowest rank with the ECP report / the same config without it; ECP +%: "
               "their ratio - 1; fold: folding currents into the electrode matrix and handing the rows to bmtk's "
-              "writer (inside simulate); chunks: psolve calls; write: bmtk's finalize (ecp.h5 and contribution "
+              "writer (inside simulate); blocks: of fold, bmtk's block buffers and the blocks it writes; "
+              "chunks: psolve calls; write: bmtk's finalize (ecp.h5 and contribution "
               "files); MiB: peak RSS of the largest rank with / without; spikes: with / without the ECP; vs psolve: "
               "largest ECP difference from NEURON psolve's, relative to each channel's largest value")
 
@@ -183,6 +189,8 @@ def main() -> int:
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--tstop", type=float, default=1000.0, help="ms, the ECP's share (plugin only); 0: skip")
     parser.add_argument("--stock-tstop", type=float, default=20.0, help="ms, against stock bmtk; 0: skip")
+    parser.add_argument("--no-contributions", action="store_true",
+                        help="the ECP's share without the per-cell contribution files (ecp.h5 only)")
     parser.add_argument("--timeout", type=float, default=7200.0)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
@@ -194,11 +202,12 @@ def main() -> int:
         tmp = Path(tmp)
         copy_corpus(tmp, "bio_450cells", "bio_components")
         stock_rows = against_stock(tmp, args.stock_tstop, args.ranks, args.timeout) if args.stock_tstop > 0 else []
-        share_rows = ecp_share(tmp, args.tstop, args.ranks, args.timeout) if args.tstop > 0 else []
+        share_rows = (ecp_share(tmp, args.tstop, args.ranks, args.timeout, not args.no_contributions)
+                      if args.tstop > 0 else [])
     load_after = os.getloadavg()
     _print(stock_rows, share_rows)
     print(f"load average (1, 5, 15 min) before {load_before}, after {load_after}")
-    out = args.out / "reports.json"
+    out = args.out / ("reports_sum_only.json" if args.no_contributions else "reports.json")
     write_json(out, {"machine": machine(), "tstop_ms": args.tstop, "stock_tstop_ms": args.stock_tstop,
                      "load_average_before": load_before, "load_average_after": load_after,
                      "against_stock": stock_rows, "ecp_share": share_rows})

@@ -29,6 +29,8 @@ docs/real-networks.md).
 
 from __future__ import annotations
 
+import time
+
 from neuron import h
 from threadpoolctl import threadpool_limits
 
@@ -56,6 +58,7 @@ class RecordedEcp:
         self._vectors: dict[int, list] = {}
         self._buffer = None
         self._steps_done = 0
+        self.write_s = 0.0  # of the folds' time: bmtk's block buffers and the blocks it writes to its files
 
     @property
     def local_segments(self) -> int:
@@ -144,7 +147,9 @@ class RecordedEcp:
                     contributions.append((gid, (ecp_transfer_matrix(self.module, gid) @ currents).T))
                     for vec in vectors:
                         vec.resize(0)
+        started = time.perf_counter()
         write_ecp_rows(self.module, sim, contributions, self._steps_done, n_steps)
+        self.write_s += time.perf_counter() - started
         self._steps_done += n_steps
 
     def finalize(self, sim) -> None:

@@ -186,9 +186,10 @@ class ScalingBioSimulator(BioSimulator):
             wall = time.perf_counter() - wall0
             report("simulate", round(t, 3), self.tstop, "ms", simulate_detail(t, self.tstop, wall), int(pc.id()))
         self.timings["ecp_fold"] = folding
+        self.timings["ecp_write"] = writing = sum(ecp.write_s for ecp in ecps)
         how = ", ".join(sorted({ecp.how for ecp in ecps}))
         io.log_info(f"ECP: {chunks} psolve chunk(s) of up to {chunk} steps, currents {how}, {folding:.3f} s folding "
-                    "currents")
+                    f"currents (of which {writing:.3f} s bmtk's block buffers and writes)")
 
     def _finish(self, t_start: float, t_end: float) -> None:
         """Let every module write its output, mend the spike file, record the time it took."""
