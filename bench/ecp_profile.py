@@ -96,8 +96,8 @@ def _profile(sim, steps: int, out: dict) -> None:
     if not sim.settings.engine.is_coreneuron and mechanism_loaded():
         copier = RecordedEcp(_Built(ecp.module), copy=True)
         copier.initialize(sim)
+        h.finitialize(sim.v_init)  # the mechanism is in the model: node indices are final after this
         copier.start(steps)
-        h.finitialize(sim.v_init)
         copier.before_chunk()
         t0 = time.perf_counter()
         pc.psolve(steps * sim.dt)

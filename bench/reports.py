@@ -173,6 +173,7 @@ def _print(stock_rows: list[dict], share_rows: list[dict]) -> None:
             diff = f"{r['ecp_vs_neuron_psolve']:.1e}" if r.get("ecp_vs_neuron_psolve") is not None else ""
             print(f"{r['ranks']:>2}  {r['variant']:<15}{r['tstop_ms']:>6g}{r['setup_s']:>9.2f}{r['simulate_s']:>9.2f}"
                   f"{r['simulate_without_ecp_s']:>9.2f}{100 * r['ecp_share']:>8.1f}{r['ecp_fold_s']:>8.2f}"
+                  f"{r.get('ecp_write_s') or 0:>7.2f}"
                   f"{r['chunks'] or 0:>7}{r['write_output_s']:>8.2f}{r['peak_rss_max_mib']:>6.0f}"
                   f"{r['peak_rss_max_without_ecp_mib']:>7.0f}{r['spikes']:>4}/{r['spikes_without_ecp']:<3}"
                   f"{diff:>11}")
