@@ -83,9 +83,13 @@ class ScalingBioSimulator(BioSimulator):
         if type(mod) in RECORDABLE:
             return RecordedReport(mod)
         if type(mod) is modules.EcpMod:
-            # the mechanism reads NEURON's arrays; CoreNEURON records from its own (and runs the mechanism empty)
-            return RecordedEcp(mod, copy=not self.settings.engine.is_coreneuron and mechanism_loaded()
-                               and int(pc.nthread()) == 1)
+            # the mechanism reads NEURON's arrays; CoreNEURON records from its own (and runs the mechanism empty).
+            # Its buffer and columns are the mechanism's globals: one ECP report per run copies, others record
+            taken = any(isinstance(m, RecordedEcp) and m.copy for m in getattr(self, "_converted", []))
+            ecp = RecordedEcp(mod, copy=not self.settings.engine.is_coreneuron and mechanism_loaded()
+                              and int(pc.nthread()) == 1 and not taken)
+            self._converted = [*getattr(self, "_converted", []), ecp]
+            return ecp
         if isinstance(mod, _PSOLVE_SAFE):
             return mod
         raise NotImplementedError(
