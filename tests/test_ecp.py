@@ -137,14 +137,19 @@ def test_ecp_equals_stock_on_both_engines(ecp_compared, ecp_net):
                 assert list(b) == list(a) == ["ecp"]
                 assert _worst(a["ecp/data"][()], b["ecp/data"][()]) < TOLERANCE, (variant, name)
         assert not list(folder.glob("tmp_*"))  # bmtk's per-rank files are gone
+        log = (folder / "log.txt").read_text(errors="replace")  # NEURON: the mechanism; CoreNEURON: Vector.record
+        assert ("copied by ecp_imem" if variant == "neuron_psolve" else "recorded by Vector.record") in log
     assert not (ecp_net / "ecp_contributions").exists()  # inside the output folder, not the network's
+    # the same currents, copied by ecp_imem on NEURON and recorded on CoreNEURON: far closer than to stock
+    assert _worst(_ecp(ecp_compared["neuron_psolve"])[0], _ecp(ecp_compared["coreneuron"])[0]) < 1e-12
 
 
 @pytest.mark.slow
 @pytest.mark.mpi
 def test_ecp_in_chunks_with_bmtks_model(ecp_compared, ecp_net):
-    """1 rank, the currents folded in several psolve chunks, bmtk's extracellular mechanism kept: the same model
-    as stock, so only the rounding of one matrix product per chunk (against one per step) remains."""
+    """1 rank, the currents copied by ecp_imem and folded in several psolve chunks, bmtk's extracellular mechanism
+    kept: the same model as stock, so only the rounding of one matrix product per chunk (against one per step)
+    remains."""
     from bmtk_scaling.config.derive import derive_config, write_config
     from bmtk_scaling.sonata.configs import load_config
 
@@ -157,6 +162,7 @@ def test_ecp_in_chunks_with_bmtks_model(ecp_compared, ecp_net):
     log = (ecp_net / "out_chunks" / "log.txt").read_text(errors="replace")
     chunks = int(re.search(r"ECP: (\d+) psolve chunk", log).group(1))
     assert chunks > 1
+    assert "copied by ecp_imem" in log  # the mechanism reads i_membrane_ under NEURON's extracellular as well
     stock, _ = _ecp(ecp_compared["bmtk_neuron"])
     got, _ = _ecp(ecp_net / "out_chunks")
     assert _worst(stock, got) < TOLERANCE  # stock ran on 2 ranks: its sum over ranks rounds differently

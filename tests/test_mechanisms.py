@@ -164,8 +164,8 @@ def test_install_layout(mech_dir: Path, tmp_path: Path) -> None:
     from bmtk_scaling.mechanisms import install_mechanisms
 
     dest = install_mechanisms(tmp_path / "mechanisms")
-    assert sorted(p.name for p in (dest / "modfiles").glob("*.mod")) == ["intfire1_core.mod", "rtm.mod", "vecstim.mod",
-                                                                         "wb.mod"]
+    assert sorted(p.name for p in (dest / "modfiles").glob("*.mod")) == ["ecp_imem.mod", "intfire1_core.mod", "rtm.mod",
+                                                                         "vecstim.mod", "wb.mod"]
     lib = next(dest.glob("*/libnrnmech.so"))
     assert lib.read_bytes() == next(mech_dir.glob("*/libnrnmech.so")).read_bytes()
     assert (lib.parent / "libcorenrnmech.so").is_file()

@@ -30,7 +30,7 @@ from bmtk_scaling._bmtk_private import (
 )
 from bmtk_scaling.bionet.build_cycles import build_part
 from bmtk_scaling.bionet.coreneuron_files import run_file_mode
-from bmtk_scaling.bionet.ecp import RecordedEcp
+from bmtk_scaling.bionet.ecp import RecordedEcp, mechanism_loaded
 from bmtk_scaling.bionet.reports import RECORDABLE, RecordedReport
 from bmtk_scaling.config.settings import Settings, read_settings
 from bmtk_scaling.mechanisms import export_coreneuron_library
@@ -83,7 +83,13 @@ class ScalingBioSimulator(BioSimulator):
         if type(mod) in RECORDABLE:
             return RecordedReport(mod)
         if type(mod) is modules.EcpMod:
-            return RecordedEcp(mod)
+            # the mechanism reads NEURON's arrays; CoreNEURON records from its own (and runs the mechanism empty).
+            # Its buffer and columns are the mechanism's globals: one ECP report per run copies, others record
+            taken = any(isinstance(m, RecordedEcp) and m.copy for m in getattr(self, "_converted", []))
+            ecp = RecordedEcp(mod, copy=not self.settings.engine.is_coreneuron and mechanism_loaded()
+                              and int(pc.nthread()) == 1 and not taken)
+            self._converted = [*getattr(self, "_converted", []), ecp]
+            return ecp
         if isinstance(mod, _PSOLVE_SAFE):
             return mod
         raise NotImplementedError(
@@ -168,9 +174,13 @@ class ScalingBioSimulator(BioSimulator):
         the ECP after each chunk (psolve is collective: every rank takes the chunk length of the fullest one)."""
         budget = self.settings.ecp_buffer_mib * 2**20
         chunk = int(pc.allreduce(min(e.chunk_steps(budget) for e in ecps), 3))
+        for ecp in ecps:
+            ecp.start(min(chunk, int(self.n_steps)))
         total, done, folding, chunks, wall0 = int(self.n_steps), 0, 0.0, 0, time.perf_counter()
         while done < total:
             target = min(done + chunk, total)
+            for ecp in ecps:
+                ecp.before_chunk()
             pc.psolve(self.tstop if target == total else target * self.dt)
             reached = total if target == total else int(round(h.t / self.dt))
             if reached <= done:
@@ -185,7 +195,10 @@ class ScalingBioSimulator(BioSimulator):
             wall = time.perf_counter() - wall0
             report("simulate", round(t, 3), self.tstop, "ms", simulate_detail(t, self.tstop, wall), int(pc.id()))
         self.timings["ecp_fold"] = folding
-        io.log_info(f"ECP: {chunks} psolve chunk(s) of up to {chunk} steps, {folding:.3f} s folding currents")
+        self.timings["ecp_write"] = writing = sum(ecp.write_s for ecp in ecps)
+        how = ", ".join(sorted({ecp.how for ecp in ecps}))
+        io.log_info(f"ECP: {chunks} psolve chunk(s) of up to {chunk} steps, currents {how}, {folding:.3f} s folding "
+                    f"currents (of which {writing:.3f} s bmtk's block buffers and writes)")
 
     def _finish(self, t_start: float, t_end: float) -> None:
         """Let every module write its output, mend the spike file, record the time it took."""

@@ -123,6 +123,8 @@ def prepare(mech_dir: Path, flags: str | None = None) -> NetworkMechanisms:
     stand_in = ours.with_name("intfire1_core.mod")
     if not any(set(STAND_INS.values()) & set(defined_names(p)) for p in mods.values()):
         mods[stand_in.name] = stand_in  # IntFire1 cells on CoreNEURON (bionet/point_cells.py)
+    if not any("ecp_imem" in defined_names(p) for p in mods.values()):
+        mods["ecp_imem.mod"] = ours.with_name("ecp_imem.mod")  # an ECP's membrane currents on NEURON (bionet/ecp.py)
     files = sorted(mods.values(), key=lambda p: p.name)
     defines = {name: mod.name for mod in files for name in defined_names(mod)}
     neuron_build, coreneuron_error, failed, mended, v_copies = None, None, set(), (), ()
