@@ -10,8 +10,10 @@ expects to fit ``--memory-gib`` (default: the memory available now); an N whose 
 fit this machine is refused before it starts and reported so.
 
     python bench/build_cycles.py --cells 5000 --memory-gib 1.5                # 10,000 cells, 9 M synapses
-    python bench/build_cycles.py --cells 12500 --cycles 1 plan                # 25,000 cells, 56 M synapses
-    python bench/build_cycles.py --assemblies 4 --cells 12500 --cycles 1 plan # 50,000 cells, 112 M synapses
+    python bench/build_cycles.py --cells 12500 --cycles 1 plan --memory-gib 8  # 25,000 cells, 56 M synapses
+    python bench/build_cycles.py --assemblies 4 --cells 12500 --cycles 1 plan  # 50,000 cells, 112 M synapses
+
+``--network DIR`` keeps the built network in DIR and reuses it in later invocations of the same size.
 """
 
 from __future__ import annotations
@@ -38,7 +40,10 @@ def main() -> int:
     parser.add_argument("--tstop", type=float, default=500.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=7200.0)
-    parser.add_argument("--workdir", type=Path, help="keep the network here instead of a temporary folder")
+    parser.add_argument("--workdir", type=Path, help="build the network in a temporary folder here")
+    parser.add_argument("--network", type=Path,
+                        help="build the network into this folder and keep it; a folder already holding the same "
+                             "network (same size and seed) is used as it is, so several invocations share one build")
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
 
@@ -48,21 +53,19 @@ def main() -> int:
     from bmtk_scaling.run.preflight import plan_run
     from bmtk_scaling.sonata.configs import load_config
     from bmtk_scaling.sonata.spikes import read_spikes
-    from network_builders import ping_assembly
     from network_builders._build import available_memory
 
     budget = args.memory_gib * 2**30 if args.memory_gib else available_memory()
     rows, reference = [], None
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         t0 = time.perf_counter()
-        net = ping_assembly(Path(tmp) / f"ping{args.cells}", n_assemblies=args.assemblies,
-                            cells_per_assembly=args.cells, seed=args.seed, tstop=args.tstop, force=True)
+        net = _network(args, args.network or Path(tmp) / f"ping{args.cells}")
         build_network_s = time.perf_counter() - t0
         print(f"built PING {args.assemblies} x {args.cells}: {net.n_nodes:,} cells, {net.n_edges:,} synapses in "
               f"{build_network_s:.1f} s", flush=True)
         base = load_config(net.simulation_config).data
         probe = write_config(derive_config(base, engine="coreneuron", file_mode=True), net.simulation_config,
-                             net.path / "plan.json")
+                             net.path / "plan.json", overwrite=True)
         plan = plan_run(probe, args.ranks, check_output=False, check_memory=False).memory
         planned = plan.smallest_cycles(budget)
         print(f"memory plan ({args.ranks} ranks, {budget / 2**30:.1f} GiB to fit): {plan.table()}; "
@@ -75,7 +78,7 @@ def main() -> int:
             name = f"cycles{cycles}"
             cfg = derive_config(base, engine="coreneuron", file_mode=True, build_cycles=cycles,
                                 output_dir=f"$BASE_DIR/out_{name}")
-            cfg_path = write_config(cfg, net.simulation_config, net.path / f"{name}.json")
+            cfg_path = write_config(cfg, net.simulation_config, net.path / f"{name}.json", overwrite=True)
             row = {"cells": net.n_nodes, "synapses": net.n_edges, "ranks": args.ranks, "cycles": cycles,
                    "chosen_by": "plan" if spec == "plan" else "asked",
                    "expected_peak_rank_gib": plan.peak_per_rank_mib(cycles) / 1024,
@@ -110,17 +113,43 @@ def main() -> int:
             print(lead + f"  refused before the run: expected {r['expected_peak_sum_gib']:.1f} GiB in all")
             continue
         ratio = measured[0]["peak_rank_gib"] / r["peak_rank_gib"]
-        same = "identical" if r["same_spikes"] else "DIFFERENT"
+        same = (f"{r['spikes']:,} (the reference)" if r is measured[0] else
+                "identical" if r["same_spikes"] else "DIFFERENT")
         print(lead + f"{r['build_s']:>9.1f}{r['setup_s']:>9.1f}{r['simulate_s']:>8.1f}{r['total_s']:>9.1f}"
               f"{r['build_peak_rank_gib']:>10.2f}{r['coreneuron_peak_rank_gib']:>9.2f}{r['peak_rank_gib']:>9.2f}"
               f"{r['peak_sum_gib']:>8.2f}{r['expected_peak_rank_gib']:>9.2f}{ratio:>7.2f}  {same}")
-    print("peak x: the first run's peak per rank over this one's; plan GiB: the memory plan's expected peak per rank")
+    print("peak x: the first run's peak per rank over this one's; plan GiB: the memory plan's expected peak per rank; "
+          "spikes: the first run's count, then whether each later run's spikes equal it")
     out = args.out / f"build_cycles_{args.assemblies * args.cells}.json"
     write_json(out, {"machine": machine(), "tstop_ms": args.tstop, "ranks": args.ranks,
                      "memory_budget_gib": budget / 2**30 if budget else None, "planned_cycles": planned,
                      "network_build_s": build_network_s, "rows": rows})
     print(f"wrote {out}")
     return 0 if all(r.get("same_spikes", True) for r in rows) else 1
+
+
+def _network(args: argparse.Namespace, path: Path):
+    """PING at the asked size in ``path``: built there, or the one an earlier invocation left there."""
+    import json
+
+    from network_builders import ping_assembly
+
+    params = {"assemblies": args.assemblies, "cells": args.cells, "seed": args.seed, "tstop": args.tstop}
+    stamp = path / "bench_parameters.json"
+    if stamp.exists() and json.loads(stamp.read_text()) == params:
+        import h5py
+
+        from network_builders.spec import BuiltNetwork
+        with h5py.File(path / "network" / "ping_nodes.h5") as nodes, \
+                h5py.File(path / "network" / "ping_ping_edges.h5") as edges:
+            n_nodes = nodes["nodes/ping/node_id"].shape[0]
+            n_edges = edges["edges/ping_to_ping/source_node_id"].shape[0]
+        print(f"using the network already built in {path}", flush=True)
+        return BuiltNetwork(path=path, population="ping", kind="ping", n_nodes=n_nodes, n_edges=n_edges)
+    net = ping_assembly(path, n_assemblies=args.assemblies, cells_per_assembly=args.cells, seed=args.seed,
+                        tstop=args.tstop, force=True, overwrite=stamp.exists())
+    stamp.write_text(json.dumps(params))
+    return net
 
 
 if __name__ == "__main__":
