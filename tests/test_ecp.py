@@ -166,3 +166,23 @@ def test_ecp_in_chunks_with_bmtks_model(ecp_compared, ecp_net):
     stock, _ = _ecp(ecp_compared["bmtk_neuron"])
     got, _ = _ecp(ecp_net / "out_chunks")
     assert _worst(stock, got) < TOLERANCE  # stock ran on 2 ranks: its sum over ranks rounds differently
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+@pytest.mark.parametrize("strategy", ["round_robin", "metis_volume"])
+def test_ecp_under_other_partitions(ecp_compared, ecp_net, strategy):
+    """The ECP does not depend on where cells are placed: another strategy's map, psolve on 2 ranks, equals
+    the random map's run (which equals stock, above) to rounding, and stock within the tolerance."""
+    config = ecp_net / f"{strategy}2.json"
+    proc = cli("partition", str(ecp_net / "config.simulation.json"), "--ranks", "2", "--strategy", strategy,
+               "--config-out", str(config))
+    assert proc.returncode == 0, proc.stderr
+    out = ecp_net.parent / f"out_{strategy}"
+    proc = cli("run", str(config), "--ranks", "2", "--output-dir", str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    got, layout = _ecp(out)
+    random_map, random_layout = _ecp(ecp_compared["neuron_psolve"])
+    assert layout == random_layout
+    assert _worst(random_map, got) < 1e-12
+    assert _worst(_ecp(ecp_compared["bmtk_neuron"])[0], got) < TOLERANCE
