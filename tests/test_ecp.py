@@ -3,9 +3,8 @@
 The project's multi-compartment fixture carries an ECP report (a 6-channel linear electrode, per-cell
 contributions): stock bmtk's ``ecp.h5`` and contribution files against the plugin's on NEURON psolve
 and CoreNEURON, 2 ranks under a random partition (psolve under other maps too), and 1 rank in several
-psolve chunks. Stock inserts
-NEURON's extracellular mechanism for the ECP, the plugin does not (see docs/real-networks.md), so
-the values agree within 1e-9 of each channel's largest value rather than bitwise.
+psolve chunks. Stock inserts NEURON's extracellular mechanism for the ECP, the plugin does not (see
+docs/real-networks.md), so the values agree within 1e-9 of each channel's largest value rather than bitwise.
 """
 
 from __future__ import annotations
