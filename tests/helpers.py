@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,13 @@ def run_network(network_dir: Path, config: str = "simulation_config.json", timeo
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return read_spikes(network_dir / "output" / "spikes.h5")
+
+
+def interruptible() -> None:
+    """``preexec_fn`` giving a child the default SIGINT of a terminal's foreground command: a test run started
+    in the background (``cmd &`` without job control) hands its children SIGINT ignored, and a Ctrl-C test
+    would then see the command finish instead of stop."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def cli(*args: str, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -21,6 +21,8 @@ from pathlib import Path
 import h5py
 import pytest
 
+from tests.helpers import interruptible
+
 EXE = str(Path(sys.executable).parent / "bmtk-scaling")
 
 
@@ -318,7 +320,7 @@ def test_report_checks_its_columns(tmp_path, row, needle):
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen([EXE, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=interruptible)
 
 
 def _wait_for(predicate, proc: subprocess.Popen, seconds: float = 120) -> None:

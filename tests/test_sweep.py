@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bmtk_scaling.sweep.records import IDENTITY, MEASURED, PARTITION, PROVENANCE
+from tests.helpers import interruptible
 from tests.test_cli import cli
 
 pytestmark = [pytest.mark.mpi, pytest.mark.slow]
@@ -161,7 +162,7 @@ def test_interrupted_sweep_keeps_what_finished(tmp_path):
     spec, out = write_spec(tmp_path), tmp_path / "results"
     exe = Path(sys.executable).parent / "bmtk-scaling"
     proc = subprocess.Popen([str(exe), "sweep", str(spec), "--out", str(out), "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     deadline = time.monotonic() + 300
     while not list(out.glob("points/*.json")):
         assert proc.poll() is None and time.monotonic() < deadline, "the sweep ended before a point finished"
@@ -169,7 +170,7 @@ def test_interrupted_sweep_keeps_what_finished(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     kept = {p.name for p in (out / "points").glob("*.json")}
-    assert proc.returncode == 130 and "every finished point is kept" in err
+    assert proc.returncode == 130 and "every finished point is kept" in err, (kept, err[-2000:])
     assert kept and not list((out / "points").glob(".*partial"))
     time.sleep(0.5)
     leftover = subprocess.run(["pgrep", "-f", str(out / "runs")], capture_output=True, text=True).stdout.split()
