@@ -137,17 +137,16 @@ def test_ecp_equals_stock_on_both_engines(ecp_compared, ecp_net):
                 assert list(b) == list(a) == ["ecp"]
                 assert _worst(a["ecp/data"][()], b["ecp/data"][()]) < TOLERANCE, (variant, name)
         assert not list(folder.glob("tmp_*"))  # bmtk's per-rank files are gone
-        log = (folder / "log.txt").read_text(errors="replace")  # NEURON: the mechanism; CoreNEURON: Vector.record
-        assert ("copied by ecp_imem" if variant == "neuron_psolve" else "recorded by Vector.record") in log
+        assert "copied by EcpImem" in (folder / "log.txt").read_text(errors="replace")  # the mechanism on both
     assert not (ecp_net / "ecp_contributions").exists()  # inside the output folder, not the network's
-    # the same currents, copied by ecp_imem on NEURON and recorded on CoreNEURON: far closer than to stock
+    # the same currents, copied from NEURON's arrays and from CoreNEURON's: far closer than to stock
     assert _worst(_ecp(ecp_compared["neuron_psolve"])[0], _ecp(ecp_compared["coreneuron"])[0]) < 1e-12
 
 
 @pytest.mark.slow
 @pytest.mark.mpi
 def test_ecp_in_chunks_with_bmtks_model(ecp_compared, ecp_net):
-    """1 rank, the currents copied by ecp_imem and folded in several psolve chunks, bmtk's extracellular mechanism
+    """1 rank, the currents copied by EcpImem and folded in several psolve chunks, bmtk's extracellular mechanism
     kept: the same model as stock, so only the rounding of one matrix product per chunk (against one per step)
     remains."""
     from bmtk_scaling.config.derive import derive_config, write_config
@@ -162,7 +161,7 @@ def test_ecp_in_chunks_with_bmtks_model(ecp_compared, ecp_net):
     log = (ecp_net / "out_chunks" / "log.txt").read_text(errors="replace")
     chunks = int(re.search(r"ECP: (\d+) psolve chunk", log).group(1))
     assert chunks > 1
-    assert "copied by ecp_imem" in log  # the mechanism reads i_membrane_ under NEURON's extracellular as well
+    assert "copied by EcpImem" in log  # the mechanism reads i_membrane_ under NEURON's extracellular as well
     stock, _ = _ecp(ecp_compared["bmtk_neuron"])
     got, _ = _ecp(ecp_net / "out_chunks")
     assert _worst(stock, got) < TOLERANCE  # stock ran on 2 ranks: its sum over ranks rounds differently
@@ -186,3 +185,32 @@ def test_ecp_under_other_partitions(ecp_compared, ecp_net, strategy):
     assert layout == random_layout
     assert _worst(random_map, got) < 1e-12
     assert _worst(_ecp(ecp_compared["bmtk_neuron"])[0], got) < TOLERANCE
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+def test_coreneuron_copy_in_chunks_equals_its_recording(ecp_compared, ecp_net):
+    """CoreNEURON, 1 rank, several psolve chunks: the currents copied by EcpImem from CoreNEURON's own arrays (its
+    nodes in NEURON's order) against the same run recorded by Vector.record (``cell_permute`` 1 reorders the nodes,
+    where the copy would read the wrong ones, so the plugin records there)."""
+    from bmtk_scaling.config.derive import derive_config, write_config
+    from bmtk_scaling.sonata.configs import load_config
+
+    runs = {}
+    for permute in (0, 1):
+        out = f"core_permute{permute}"
+        data = derive_config(load_config(ecp_net / "config.simulation.json").data, output_dir=f"$BASE_DIR/{out}",
+                             ecp_buffer_mib=1, engine="coreneuron")
+        data["bmtk_scaling"]["coreneuron"] = {**data["bmtk_scaling"].get("coreneuron", {}), "cell_permute": permute}
+        cfg = write_config(data, ecp_net / "config.simulation.json", ecp_net / f"{out}.json", overwrite=True)
+        proc = cli("run", str(cfg), "--ranks", "1")
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        log = (ecp_net / out / "log.txt").read_text(errors="replace")
+        assert int(re.search(r"ECP: (\d+) psolve chunk", log).group(1)) > 1
+        assert ("copied by EcpImem" if permute == 0 else "recorded by Vector.record") in log
+        runs[permute] = _ecp(ecp_net / out)
+    assert runs[0][1] == runs[1][1]
+    # cell_permute 1 solves the cells' matrices in another order, so the voltages round differently (2e-12 here);
+    # a segment read from another node's current would be off by that current's whole size
+    assert _worst(runs[1][0], runs[0][0]) < 1e-10
+    assert _worst(_ecp(ecp_compared["bmtk_neuron"])[0], runs[0][0]) < TOLERANCE

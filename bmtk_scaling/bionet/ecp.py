@@ -7,13 +7,15 @@ everything but the per-step work: its ``initialize`` computes the transfer matri
 contribution files. The simulator then runs ``psolve`` in chunks of at most ``chunk_steps`` steps, and the
 currents of each chunk (steps x segments) are gathered without Python:
 
-- on NEURON by the plugin's ``ecp_imem`` mechanism (``components/mechanisms/modfiles/ecp_imem.mod``), inserted
-  into every section of the ECP's cells: after each step it copies its segment's ``i_membrane_`` into one
-  buffer of the rank (row: the step in the chunk; column: the segment in bmtk's order). NEURON's own
-  ``Vector.record`` reads ``i_membrane_`` through a data handle per sample and tripled the simulate time of
-  bio_450cells; the mechanism reads NEURON's array by node index;
-- on CoreNEURON (or where the mechanism is not loaded, or NEURON runs several threads) with ``Vector.record``
-  per segment, which CoreNEURON fills from its own arrays. :meth:`RecordedEcp.start` sizes the vectors once.
+- by the plugin's ``EcpImem`` mechanism (``components/mechanisms/modfiles/ecp_imem.mod``), one instance per rank
+  on NEURON and on CoreNEURON: after each step it copies every segment's ``i_membrane_`` into one buffer of the
+  rank (row: the step in the chunk; column: the segment in bmtk's order), one gather by node index. NEURON's
+  ``Vector.record`` reads ``i_membrane_`` through a data handle per sample, CoreNEURON's calls one record object per
+  segment and step, and both then hand each vector back through hoc: on bio_450cells that tripled the simulate
+  time;
+- with ``Vector.record`` per segment where the copy cannot run: the mechanism not loaded, more than one thread,
+  a GPU, or a CoreNEURON node permutation (``cell_permute`` 1 or 2). :meth:`RecordedEcp.start` sizes the vectors
+  once.
 
 Between chunks each cell's currents go through its transfer matrix in one product, the rows are handed to
 bmtk's own block writer exactly where its ``step`` would have put them, and the buffer is reused. Memory
@@ -31,24 +33,33 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 from neuron import h
 from threadpoolctl import threadpool_limits
 
 from bmtk_scaling._bmtk_private import ecp_cell_gids, ecp_transfer_matrix, release_unused_ecp_buffers, write_ecp_rows
 
 BYTES_PER_SAMPLE = 8
-MECHANISM = "ecp_imem"
+MECHANISM = "EcpImem"
 
 
 def mechanism_loaded() -> bool:
-    """Whether NEURON has the plugin's ``ecp_imem`` mechanism (a network's mechanisms build carries it)."""
-    return hasattr(h, f"setbuf_{MECHANISM}")
+    """Whether NEURON has the plugin's ``EcpImem`` mechanism (a network's mechanisms build carries it)."""
+    return hasattr(h, MECHANISM)
+
+
+def _address(array) -> float:
+    """An array's address as the mechanism's globals hold it: a double, exact below 2^53."""
+    address = array.ctypes.data
+    assert address < 2**53, address
+    return float(address)
 
 
 class RecordedEcp:
     """bmtk's ``EcpMod`` with ``i_membrane_`` gathered during psolve and folded between psolve chunks.
 
-    ``copy``: gather with the ``ecp_imem`` mechanism (NEURON, one thread), else with ``Vector.record``.
+    ``copy``: gather with the ``EcpImem`` mechanism (one thread, CoreNEURON's nodes in NEURON's order), else with
+    ``Vector.record``.
     """
 
     def __init__(self, module, copy: bool = False) -> None:
@@ -57,6 +68,8 @@ class RecordedEcp:
         self._segments: dict[int, list] = {}  # gid -> its segments, in bmtk's order (its matrix's columns)
         self._vectors: dict[int, list] = {}
         self._buffer = None
+        self._nodes = None
+        self._copier = None
         self._steps_done = 0
         self.write_s = 0.0  # of the folds' time: bmtk's block buffers and the blocks it writes to its files
 
@@ -71,19 +84,12 @@ class RecordedEcp:
     def initialize(self, sim) -> None:
         self.module.initialize(sim)
         release_unused_ecp_buffers(self.module)
-        column = 0
         for gid in ecp_cell_gids(self.module):
             cell = sim.net.get_cell_gid(gid)
-            segments = []
-            for sec in cell.hobj.all:  # bmtk's order (BioCell.set_im_ptr), the transfer matrix's columns
-                if self.copy:
-                    sec.insert(MECHANISM)
-                for seg in sec:
-                    if self.copy:
-                        getattr(seg, MECHANISM).col = column
-                        column += 1
-                    segments.append(seg)
-            self._segments[gid] = segments
+            # bmtk's order (BioCell.set_im_ptr), the transfer matrix's columns
+            self._segments[gid] = segments = [seg for sec in cell.hobj.all for seg in sec]
+            if self.copy and self._copier is None:
+                self._copier = getattr(h, MECHANISM)(segments[0])  # where it sits does not matter: it adds no current
             if not self.copy:
                 vectors = []
                 for seg in segments:
@@ -105,21 +111,24 @@ class RecordedEcp:
                 for vec in vectors:
                     vec.buffer_size(steps + 1)
             return
+        if not self._segments:
+            return
         n = self.local_segments
-        self._buffer = h.Vector(max(1, steps * n))
-        setattr(h, f"ncol_{MECHANISM}", n)
-        setattr(h, f"nrow_{MECHANISM}", steps)
-        for segments in self._segments.values():
-            for seg in segments:  # the model is set up now: node indices are final
-                getattr(seg, MECHANISM).node = seg.node_index()
-        if n:
-            getattr(h, f"setdata_{MECHANISM}")(next(iter(self._segments.values()))[0])
-            getattr(h, f"setbuf_{MECHANISM}")(self._buffer)
+        self._buffer = np.empty((steps, n))  # pages are touched by the first chunk's copy, not here
+        # the model is set up now: node indices are final
+        self._nodes = np.array([seg.node_index() for segments in self._segments.values() for seg in segments],
+                               dtype=np.intc)
+        self._copy_into(buffer=_address(self._buffer), nodes=_address(self._nodes), ncol=n, nrow=steps)
 
     def before_chunk(self) -> None:
         """The next chunk's first step goes to the buffer's first row."""
-        if self.copy:
-            setattr(h, f"tstart_{MECHANISM}", h.t)
+        if self.copy and self._buffer is not None:
+            self._copy_into(tstart=h.t)
+            self._buffer[:, 0] = np.nan  # a row the copy missed shows in fold
+
+    def _copy_into(self, **values: float) -> None:
+        for name, value in values.items():
+            setattr(self._copier, name, value)
 
     def fold(self, sim, n_steps: int) -> None:
         """Add the ECP of the chunk's ``n_steps`` steps to bmtk's blocks (recorded currents: the vectors' last
@@ -130,8 +139,9 @@ class RecordedEcp:
         # one BLAS thread: each MPI rank has its core, and a threaded product between ranks ran 8x slower here
         with threadpool_limits(limits=1, user_api="blas"):
             if self.copy:
-                n = self.local_segments
-                copied = self._buffer.as_numpy()[:n_steps * n].reshape(n_steps, n)
+                copied = self._buffer[:n_steps]
+                if np.isnan(copied[:, 0]).any():
+                    raise RuntimeError(f"bug: {MECHANISM} left rows of the chunk before t = {h.t} ms unfilled")
                 first = 0
                 for gid, segments in self._segments.items():
                     currents = copied[:, first:first + len(segments)]
@@ -153,7 +163,7 @@ class RecordedEcp:
         self._steps_done += n_steps
 
     def finalize(self, sim) -> None:
-        if self.copy and self._segments:
-            getattr(h, f"setbuf_{MECHANISM}")()  # the buffer goes with this module: no copy into it after the run
-        self._buffer = None
+        if self._copier is not None:
+            self._copy_into(buffer=0, nodes=0)  # the arrays go with this module: no copy into them after the run
+        self._buffer = self._nodes = self._copier = None
         self.module.finalize(sim)

@@ -83,11 +83,9 @@ class ScalingBioSimulator(BioSimulator):
         if type(mod) in RECORDABLE:
             return RecordedReport(mod)
         if type(mod) is modules.EcpMod:
-            # the mechanism reads NEURON's arrays; CoreNEURON records from its own (and runs the mechanism empty).
-            # Its buffer and columns are the mechanism's globals: one ECP report per run copies, others record
+            # The mechanism's buffer is in its globals: one ECP report per run copies, others record
             taken = any(isinstance(m, RecordedEcp) and m.copy for m in getattr(self, "_converted", []))
-            ecp = RecordedEcp(mod, copy=not self.settings.engine.is_coreneuron and mechanism_loaded()
-                              and int(pc.nthread()) == 1 and not taken)
+            ecp = RecordedEcp(mod, copy=self._ecp_can_copy() and not taken)
             self._converted = [*getattr(self, "_converted", []), ecp]
             return ecp
         if isinstance(mod, _PSOLVE_SAFE):
@@ -96,6 +94,16 @@ class ScalingBioSimulator(BioSimulator):
             f"{type(mod).__name__} needs a Python call after every step, which pc.psolve and CoreNEURON do not "
             "make: remove it from the config, or run on NEURON with \"bmtk_scaling\": {\"neuron_loop\": \"bmtk\"}"
         )
+
+    def _ecp_can_copy(self) -> bool:
+        """Whether the ``EcpImem`` copy serves this run: one thread reads one NrnThread's nodes, and on CoreNEURON its
+        node indices are NEURON's only without a permutation, on the host's memory (not a GPU's)."""
+        settings = self.settings
+        if not mechanism_loaded() or int(pc.nthread()) != 1:
+            return False
+        if settings.engine.is_coreneuron:
+            return not settings.engine.gpu and settings.cell_permute == 0 and settings.coreneuron.nthread == 1
+        return True
 
     def run(self):
         t0 = time.perf_counter()
