@@ -15,6 +15,7 @@ per-cell contributions), in two parts, each on every rank count:
 Needs ``../shared/realnets/bmtk`` (copied to a temporary folder; the originals are only read).
 
     python bench/reports.py [--ranks 1 2] [--tstop 1000] [--stock-tstop 20] [--no-contributions]
+                            [--ecp-buffer-mib MIB]
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def against_stock(tmp: Path, tstop: float, ranks_list: list[int], timeout: float
     return rows
 
 
-def ecp_share(tmp: Path, tstop: float, ranks_list: list[int], timeout: float, contributions: bool = True) -> list[dict]:
+def ecp_share(tmp: Path, tstop: float, ranks_list: list[int], timeout: float, contributions: bool = True,
+              buffer_mib: int | None = None) -> list[dict]:
     from bmtk_scaling.config.derive import derive_config, write_config
     from bmtk_scaling.errors import BmtkScalingError
     from bmtk_scaling.run.launcher import run_config
@@ -112,7 +114,8 @@ def ecp_share(tmp: Path, tstop: float, ranks_list: list[int], timeout: float, co
             runs = {}
             for case, config in configs.items():
                 name = f"{key}_{case.replace(' ', '_')}_{ranks}"
-                derived = write_config(derive_config(load_config(config).data, **switches), config,
+                more = {"ecp_buffer_mib": buffer_mib} if buffer_mib else {}
+                derived = write_config(derive_config(load_config(config).data, **switches, **more), config,
                                        tmp / "share" / f"{name}.json", output_dir=f"./{name}")
                 print(f"bio_450cells {case}, {tstop:g} ms, {label}, {ranks} rank(s) ...", flush=True)
                 try:
@@ -133,7 +136,7 @@ def ecp_share(tmp: Path, tstop: float, ranks_list: list[int], timeout: float, co
                 "ecp_share": w["summary"]["simulate_s"] / wo["summary"]["simulate_s"] - 1.0,
                 "ecp_fold_s": _slowest(w, "ecp_fold_s"), "ecp_write_s": _slowest(w, "ecp_write_s"),
                 "contributions": contributions, "write_output_s": _slowest(w, "write_output_s"),
-                "chunks": _chunks(out_dir), "total_s": w["summary"]["total_s"],
+                "chunks": _chunks(out_dir), "ecp_buffer_mib": buffer_mib, "total_s": w["summary"]["total_s"],
                 "peak_rss_max_mib": w["summary"]["peak_rss_max_mib"],
                 "peak_rss_max_without_ecp_mib": wo["summary"]["peak_rss_max_mib"],
                 "spikes": w["summary"]["spikes"], "spikes_without_ecp": wo["summary"]["spikes"],
@@ -192,6 +195,8 @@ def main() -> int:
     parser.add_argument("--stock-tstop", type=float, default=20.0, help="ms, against stock bmtk; 0: skip")
     parser.add_argument("--no-contributions", action="store_true",
                         help="the ECP's share without the per-cell contribution files (ecp.h5 only)")
+    parser.add_argument("--ecp-buffer-mib", type=int, default=None,
+                        help="the runs' ecp_buffer_mib (default: the setting's): fewer, longer psolve chunks")
     parser.add_argument("--timeout", type=float, default=7200.0)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
@@ -203,12 +208,13 @@ def main() -> int:
         tmp = Path(tmp)
         copy_corpus(tmp, "bio_450cells", "bio_components")
         stock_rows = against_stock(tmp, args.stock_tstop, args.ranks, args.timeout) if args.stock_tstop > 0 else []
-        share_rows = (ecp_share(tmp, args.tstop, args.ranks, args.timeout, not args.no_contributions)
-                      if args.tstop > 0 else [])
+        share_rows = (ecp_share(tmp, args.tstop, args.ranks, args.timeout, not args.no_contributions,
+                                args.ecp_buffer_mib) if args.tstop > 0 else [])
     load_after = os.getloadavg()
     _print(stock_rows, share_rows)
     print(f"load average (1, 5, 15 min) before {load_before}, after {load_after}")
-    out = args.out / ("reports_sum_only.json" if args.no_contributions else "reports.json")
+    out = args.out / (("reports_sum_only" if args.no_contributions else "reports")
+                      + (f"_buffer{args.ecp_buffer_mib}" if args.ecp_buffer_mib else "") + ".json")
     write_json(out, {"machine": machine(), "tstop_ms": args.tstop, "stock_tstop_ms": args.stock_tstop,
                      "load_average_before": load_before, "load_average_after": load_after,
                      "against_stock": stock_rows, "ecp_share": share_rows})
