@@ -214,3 +214,25 @@ def test_coreneuron_copy_in_chunks_equals_its_recording(ecp_compared, ecp_net):
     # a segment read from another node's current would be off by that current's whole size
     assert _worst(runs[1][0], runs[0][0]) < 1e-10
     assert _worst(_ecp(ecp_compared["bmtk_neuron"])[0], runs[0][0]) < TOLERANCE
+
+
+@pytest.mark.parametrize(("settings", "copies"), [
+    ({"engine": "neuron"}, True),
+    ({"engine": "coreneuron"}, True),
+    ({"engine": "coreneuron", "coreneuron": {"cell_permute": 0}}, True),
+    ({"engine": "coreneuron", "coreneuron": {"cell_permute": 1}}, False),  # nodes reordered: NEURON's indices wrong
+    ({"engine": "coreneuron", "coreneuron": {"nthread": 2}}, False),  # the copy reads one thread's nodes
+    ({"engine": "coreneuron_gpu"}, False),  # the currents live in the GPU's memory
+])
+def test_where_the_copy_serves(monkeypatch, settings, copies):
+    """Which runs copy the currents with EcpImem and which record them (the GPU rows cannot run here)."""
+    from types import SimpleNamespace
+
+    from bmtk_scaling.bionet import simulator
+    from bmtk_scaling.config.settings import Settings
+
+    monkeypatch.setattr(simulator, "mechanism_loaded", lambda: True)  # as in a run, whose build carries it
+    sim = SimpleNamespace(settings=Settings(**settings))
+    assert simulator.ScalingBioSimulator._ecp_can_copy(sim) is copies
+    monkeypatch.setattr(simulator, "mechanism_loaded", lambda: False)
+    assert simulator.ScalingBioSimulator._ecp_can_copy(sim) is False
