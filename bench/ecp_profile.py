@@ -39,6 +39,12 @@ class _Built:
     def __getattr__(self, name):
         return getattr(self._module, name)
 
+    def __setattr__(self, name, value):  # the block writer's state is the module's
+        if name == "_module":
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._module, name, value)
+
 
 def _profile(sim, steps: int, write_steps: int, out: dict) -> None:
     import numpy as np
@@ -99,6 +105,7 @@ def _profile(sim, steps: int, write_steps: int, out: dict) -> None:
     if not sim.settings.engine.is_coreneuron and mechanism_loaded():
         copier = RecordedEcp(_Built(ecp.module), copy=True)
         copier.initialize(sim)
+        copier._rows = getattr(ecp, "_rows", None)  # the module has one writer of its blocks: the first gatherer's
         h.finitialize(sim.v_init)  # the mechanism is in the model: node indices are final after this
         copier.start(steps)
         copier.before_chunk()
