@@ -125,11 +125,14 @@ def _write(sim, copier, steps: int, write_steps: int, out: dict) -> None:
     out["write_steps"] = folds * steps
     out["fold (products and writes)"] = time.perf_counter() - t0
     out["of fold: rows and writes"] = copier.write_s
+    for part, seconds in getattr(copier._rows, "seconds", {}).items():  # the plugin's own block writer
+        out[f"  of which {part}"] = seconds
     t0 = time.perf_counter()
     copier.finalize(sim)
     out["finalize (ecp.h5, files closed)"] = time.perf_counter() - t0
     print(f"write phase: {folds * steps} steps", flush=True)
-    for key in ("fold (products and writes)", "of fold: rows and writes", "finalize (ecp.h5, files closed)"):
+    for key in ("fold (products and writes)", "of fold: rows and writes", *(k for k in out if k.startswith("  of")),
+                "finalize (ecp.h5, files closed)"):
         print(f"{key:<40}{out[key]:9.3f} s", flush=True)
 
 
