@@ -522,12 +522,11 @@ class EcpRows:
         self._buffers = dict(ecp_module._saved_gids) if ecp_module._save_individ_cells else {}
         ecp_module._saved_gids = {}  # bmtk's block then writes the sum only
         self._files = [ecp_module._cell_var_files[gid] for gid in self._buffers]
-        self._datasets = {}
+        self._datasets: dict[int, Any] = {}
         self._rows = self._block  # rows held before a write
         if self._buffers:
-            first = ecp_module._cell_var_files[next(iter(self._buffers))]["/ecp/data"]
-            chunk_rows = first.chunks[0]
-            del first
+            # (the dataset object is gone after this line: the uncached ones below are then its only opening)
+            chunk_rows = ecp_module._cell_var_files[next(iter(self._buffers))]["/ecp/data"].chunks[0]
             if chunk_rows <= self._block:  # else bmtk's block, through the chunk cache, as bmtk writes it
                 self._rows = self._block // chunk_rows * chunk_rows
             for gid in self._buffers:

@@ -172,6 +172,7 @@ def write_twice(name, positions, contributions, block):
     half = n // 2 + 1  # two calls, the first ending inside a block, each spanning several
     rows_writer.add(sim, [(g, r[:half]) for g, r in rows.items()], 0, half)
     rows_writer.add(sim, [(g, r[half:]) for g, r in rows.items()], half, n - half)
+    caches = sorted({ds.id.get_access_plist().get_chunk_cache()[1] for ds in rows_writer._datasets.values()})
     rows_writer.close()
     ecp.finalize(sim)
     with h5py.File(Path(conf.output_dir) / f"{name}.h5") as h5:
@@ -183,7 +184,7 @@ def write_twice(name, positions, contributions, block):
             files[g] = {"equal": bool(np.array_equal(data[()], rows[g])), "chunks": list(data.chunks),
                         "maxshape": list(data.maxshape), "dtype": str(data.dtype), "shape": list(data.shape)}
     return {"gids": sorted(int(g) for g in gids), "channels": channels, "steps": n, "block": int(ecp._block_size),
-            "buffers_before": had, "buffers_after": len(ecp._saved_gids),
+            "buffers_before": had, "buffers_after": len(ecp._saved_gids), "cache_bytes": caches,
             "sum_written": bool(np.array_equal(written, sum(rows.values()))), "files": list(files.values()),
             "shapes_fit": all(list(bp.ecp_transfer_matrix(ecp, g).shape) == [channels, int(sum(
                 sec.nseg for sec in net.get_cell_gid(g).hobj.all))] for g in gids)}
