@@ -5,9 +5,12 @@ CoreNEURON: psolve without ``use_fast_imem``; with it; with every segment's ``i_
 ``Vector.record`` (sized once); with the currents copied by the plugin's ``EcpImem`` mechanism; then
 the fold's parts on the recorded currents: joining them into one array per cell, the products with the
 transfer matrices (one per cell, as with contribution files, and one for all cells), and the fixed cost of one
-psolve call (on CoreNEURON, the model's transfer). Needs ``../shared/realnets/bmtk``.
+psolve call (on CoreNEURON, the model's transfer). Last, the write: the copied currents folded
+``--write-steps`` / ``--steps`` times by the plugin's own fold, as in a run of ``--write-steps`` steps (products,
+the rows handed to bmtk's block buffers, ``ecp.h5``'s per-rank file and the 300 contribution files written), and
+the module's finalize. Needs ``../shared/realnets/bmtk``.
 
-    python bench/ecp_profile.py [--engine neuron|coreneuron] [--steps 500]
+    python bench/ecp_profile.py [--engine neuron|coreneuron] [--steps 500] [--write-steps 10000]
 """
 
 from __future__ import annotations
@@ -36,8 +39,14 @@ class _Built:
     def __getattr__(self, name):
         return getattr(self._module, name)
 
+    def __setattr__(self, name, value):  # the block writer's state is the module's
+        if name == "_module":
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._module, name, value)
 
-def _profile(sim, steps: int, out: dict) -> None:
+
+def _profile(sim, steps: int, write_steps: int, out: dict) -> None:
     import numpy as np
     from neuron import h
     from threadpoolctl import threadpool_limits
@@ -96,6 +105,7 @@ def _profile(sim, steps: int, out: dict) -> None:
     if mechanism_loaded():
         copier = RecordedEcp(_Built(ecp.module), copy=True)
         copier.initialize(sim)
+        copier._rows = getattr(ecp, "_rows", None)  # the module has one writer of its blocks: the first gatherer's
         h.finitialize(sim.v_init)  # the mechanism is in the model: node indices are final after this
         copier.start(steps)
         # twice: the first run also maps the buffer's pages (once per run: later chunks reuse them)
@@ -108,12 +118,34 @@ def _profile(sim, steps: int, out: dict) -> None:
             print(f"{label:<40}{out[label]:9.3f} s", flush=True)
             assert not np.isnan(copier._buffer[:, 0]).any(), "the copy missed rows"
         copier._copy_into(buffer=0, nodes=0)
+        _write(sim, copier, steps, write_steps, out)
+
+
+def _write(sim, copier, steps: int, write_steps: int, out: dict) -> None:
+    """The fold of ``write_steps`` steps (the same copied currents ``write_steps // steps`` times) and the finalize."""
+    folds = max(1, write_steps // steps)
+    t0 = time.perf_counter()
+    for _ in range(folds):
+        copier.fold(sim, steps)
+    out["write_steps"] = folds * steps
+    out["fold (products and writes)"] = time.perf_counter() - t0
+    out["of fold: rows and writes"] = copier.write_s
+    for part, seconds in getattr(copier._rows, "seconds", {}).items():  # the plugin's own block writer
+        out[f"  of which {part}"] = seconds
+    t0 = time.perf_counter()
+    copier.finalize(sim)
+    out["finalize (ecp.h5, files closed)"] = time.perf_counter() - t0
+    print(f"write phase: {folds * steps} steps", flush=True)
+    for key in ("fold (products and writes)", "of fold: rows and writes", *(k for k in out if k.startswith("  of")),
+                "finalize (ecp.h5, files closed)"):
+        print(f"{key:<40}{out[key]:9.3f} s", flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engine", choices=["neuron", "coreneuron"], default="neuron")
     parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--write-steps", type=int, default=10000, help="steps of the write phase (NEURON)")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     if not CORPUS.is_dir():
@@ -123,7 +155,7 @@ def main() -> int:
     from bmtk_scaling.run import rank_main
 
     out: dict = {"engine": args.engine}
-    simulator.ScalingBioSimulator.run = lambda sim: _profile(sim, args.steps, out)
+    simulator.ScalingBioSimulator.run = lambda sim: _profile(sim, args.steps, args.write_steps, out)
     simulator.mechanism_loaded = lambda: False  # the model as built has no EcpImem: _profile adds it last
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -182,10 +182,11 @@ def _print(stock_rows: list[dict], share_rows: list[dict]) -> None:
                   f"{diff:>11}")
         print("sim s / no ECP: simulate of the slowest rank with the ECP report / the same config without it; ECP +%: "
               "their ratio - 1; fold: folding currents into the electrode matrix and handing the rows to bmtk's "
-              "writer (inside simulate); blocks: of fold, bmtk's block buffers and the blocks it writes; "
-              "chunks: psolve calls; write: bmtk's finalize (ecp.h5 and contribution "
-              "files); MiB: peak RSS of the largest rank with / without; spikes: with / without the ECP; vs psolve: "
-              "largest ECP difference from NEURON psolve's, relative to each channel's largest value")
+              "writer (inside simulate); blocks: of fold, the block buffers and the blocks written (the sum by bmtk, "
+              "the contribution files by the plugin); chunks: psolve calls; write: the modules' finalize (ecp.h5, the "
+              "contribution files' last rows); MiB: peak RSS of the largest rank with / without; spikes: with / "
+              "without the ECP; vs psolve: largest ECP difference from NEURON psolve's, relative to each channel's "
+              "largest value")
 
 
 def main() -> int:

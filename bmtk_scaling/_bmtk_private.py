@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -498,39 +499,97 @@ def ecp_transfer_matrix(ecp_module: Any, gid: int) -> Any:
     return ecp_module._rel.get_transfer_resistance(gid)
 
 
-def release_unused_ecp_buffers(ecp_module: Any) -> None:
-    """Drop the per-cell block buffers ``EcpMod`` keeps even when no ``contributions_dir`` is asked for
-    (block steps x channels doubles per cell; only its ``step`` fills them, and that is never called here)."""
-    if not ecp_module._save_individ_cells:
-        ecp_module._saved_gids = {}
+class EcpRows:
+    """``EcpMod``'s block writing fed many steps at a time, with the per-cell contribution files written here.
 
-
-def write_ecp_rows(ecp_module: Any, sim: Any, contributions: Sequence[tuple[int, Any]], first_step: int,
-                   n: int) -> None:
-    """Put the ECP of the ``n`` steps after ``first_step`` into ``EcpMod``'s block buffers as its ``step`` would,
-    and let its ``block`` write each block that fills.
-
-    ``contributions``: ``(gid, steps x channels)`` per cell, in :func:`ecp_cell_gids` order. Rows are added to the
-    block buffer cell by cell, as bmtk adds them step by step (the same sum, the same order), and each cell's rows
-    go to its own buffer when contributions are saved. A block ends where bmtk's would: every ``nsteps_block``
-    steps and at the last step.
+    The sum goes to bmtk's block buffer and bmtk's own ``block`` writes it, every ``nsteps_block`` steps and at
+    the last step, exactly as its ``step`` and ``block`` would. The per-cell buffers bmtk allocates in
+    ``initialize`` (``nsteps_block`` x channels doubles per cell) are taken over: bmtk's ``block`` then writes only
+    the sum, and this class writes each cell's rows into the file bmtk created for it (``ecp/data``, bmtk's shape,
+    dtype and chunks). bmtk writes those files a block at a time through HDF5's chunk cache, flushes each file
+    after each block and zeroes its buffers; here each write covers whole HDF5 chunks (the rows held are a
+    multiple of the dataset's chunk rows), with the chunk cache off, so HDF5 writes every chunk once, straight
+    from the buffer, and the buffers are overwritten, not zeroed. :meth:`close` writes what is left and closes the
+    files (bmtk leaves them open until the process exits). Without ``contributions_dir`` bmtk keeps the per-cell
+    buffers all the same; they are dropped.
     """
-    block_size = int(ecp_module._block_size)
-    saved = ecp_module._saved_gids
-    done = 0
-    while done < n:
-        row = int(ecp_module._block_step)
-        take = min(block_size - row, n - done)
-        for gid, ecp in contributions:
-            part = ecp[done:done + take]
-            if gid in saved:
-                saved[gid][row:row + take] = part
-            ecp_module._data_block[row:row + take] += part
-        ecp_module._block_step = row + take
-        done += take
-        step = first_step + done
-        if ecp_module._block_step == block_size or step == sim.n_steps:
-            ecp_module.block(sim, (step - ecp_module._block_step, step))
+
+    def __init__(self, ecp_module: Any) -> None:
+        import h5py
+
+        self._module = ecp_module
+        self._block = int(ecp_module._block_size)
+        self._buffers = dict(ecp_module._saved_gids) if ecp_module._save_individ_cells else {}
+        ecp_module._saved_gids = {}  # bmtk's block then writes the sum only
+        self._files = [ecp_module._cell_var_files[gid] for gid in self._buffers]
+        self._datasets: dict[int, Any] = {}
+        self._rows = self._block  # rows held before a write
+        if self._buffers:
+            # (the dataset object is gone after this line: the uncached ones below are then its only opening)
+            chunk_rows = ecp_module._cell_var_files[next(iter(self._buffers))]["/ecp/data"].chunks[0]
+            if chunk_rows <= self._block:  # else bmtk's block, through the chunk cache, as bmtk writes it
+                self._rows = self._block // chunk_rows * chunk_rows
+            for gid in self._buffers:
+                file = ecp_module._cell_var_files[gid]
+                if chunk_rows <= self._block:
+                    access = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+                    access.set_chunk_cache(0, 0, 1.0)
+                    self._datasets[gid] = h5py.Dataset(h5py.h5d.open(file.id, b"/ecp/data", access))
+                else:
+                    self._datasets[gid] = file["/ecp/data"]
+        self._filled = 0  # rows held in the buffers
+        self._written = 0  # rows in the files
+        self.seconds = {"rows": 0.0, "sum": 0.0, "files": 0.0}  # copying rows, bmtk's block, the contribution files
+
+    def add(self, sim: Any, contributions: Sequence[tuple[int, Any]], first_step: int, n: int) -> None:
+        """The ECP of the ``n`` steps after ``first_step``: ``(gid, steps x channels)`` per cell, in
+        :func:`ecp_cell_gids` order. Rows are added to bmtk's block buffer cell by cell, as bmtk adds them step by
+        step (the same sum, the same order); a block ends where bmtk's would."""
+        if first_step != self._written + self._filled:
+            raise RuntimeError(f"ECP rows from step {first_step} handed over after {self._written + self._filled}")
+        module = self._module
+        done = 0
+        while done < n:
+            row = int(module._block_step)
+            take = min(self._block - row, self._rows - self._filled, n - done)
+            at = self._filled
+            t0 = time.perf_counter()
+            for gid, ecp in contributions:
+                part = ecp[done:done + take]
+                buffer = self._buffers.get(gid)
+                if buffer is not None:
+                    buffer[at:at + take] = part  # the product's transpose: read across once, then added from here
+                    part = buffer[at:at + take]
+                module._data_block[row:row + take] += part
+            module._block_step = row + take
+            self.seconds["rows"] += time.perf_counter() - t0
+            self._filled += take
+            done += take
+            step = first_step + done
+            if module._block_step == self._block or step == sim.n_steps:
+                t0 = time.perf_counter()
+                module.block(sim, (step - module._block_step, step))
+                self.seconds["sum"] += time.perf_counter() - t0
+            if self._filled == self._rows or step == sim.n_steps:
+                self._write()
+
+    def _write(self) -> None:
+        t0 = time.perf_counter()
+        if self._filled:
+            end = self._written + self._filled
+            for gid, dataset in self._datasets.items():
+                dataset[self._written:end] = self._buffers[gid][:self._filled]
+        self._written += self._filled
+        self._filled = 0
+        self.seconds["files"] += time.perf_counter() - t0
+
+    def close(self) -> None:
+        """Write the rows still held and close the contribution files."""
+        self._write()
+        self._datasets = {}
+        for file in self._files:
+            file.close()
+        self._files = []
 
 
 @contextlib.contextmanager

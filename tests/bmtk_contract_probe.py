@@ -150,38 +150,51 @@ with bp.ecp_without_extracellular():
     for cell in cells:
         cell.setup_ecp()
 inserted = any(sec.has_membrane("extracellular") for cell in cells for sec in cell.hobj.all)
-electrodes = Path(conf.output_dir) / "electrodes.csv"
-electrodes.write_text("channel x_pos y_pos z_pos\n0 10.0 0 5.0\n1 10.0 -30 5.0\n2 10.0 30 5.0\n")
-ecp = modules.EcpMod(tmp_dir=str(conf.output_dir), file_name="ecp.h5", electrode_positions=str(electrodes),
-                     cells="pairs", contributions_dir="contributions")
-block_was, sim._nsteps_block = sim._nsteps_block, 64  # blocks smaller than a call: rows cross block ends
-ecp.initialize(sim)
-sim._nsteps_block = block_was
-gids = bp.ecp_cell_gids(ecp)
-shapes = {int(g): list(bp.ecp_transfer_matrix(ecp, g).shape) for g in gids}
-nsegs = {int(g): int(sum(sec.nseg for sec in net.get_cell_gid(g).hobj.all)) for g in gids}
-n, block = int(sim.n_steps), int(ecp._block_size)
-rows = {g: np.arange(n * 3, dtype=float).reshape(n, 3) * (i + 1) for i, g in enumerate(gids)}
-half = n // 2 + 1  # two calls, the first ending inside a block, each spanning several
-bp.write_ecp_rows(ecp, sim, [(g, r[:half]) for g, r in rows.items()], 0, half)
-bp.write_ecp_rows(ecp, sim, [(g, r[half:]) for g, r in rows.items()], half, n - half)
-ecp.finalize(sim)
-with h5py.File(Path(conf.output_dir) / "ecp.h5") as h5:
-    written = h5["ecp/data"][()]
-with h5py.File(Path(conf.output_dir) / "contributions" / f"{gids[0]}.h5") as h5:
-    one = h5["ecp/data"][()]
-ecp2 = modules.EcpMod(tmp_dir=str(conf.output_dir), file_name="ecp2.h5", electrode_positions=str(electrodes),
-                      cells="pairs")
-ecp2.initialize(sim)
-had = len(ecp2._saved_gids)
-bp.release_unused_ecp_buffers(ecp2)
+electrodes = Path(conf.output_dir) / "electrodes.csv"  # 40 channels: 800 steps x 40 make chunks of 200 steps
+electrodes.write_text("channel x_pos y_pos z_pos\n" + "".join(f"{c} 10.0 {5 * c - 100} 5.0\n" for c in range(40)))
+few = Path(conf.output_dir) / "few_electrodes.csv"  # 3 channels: chunks of 400 steps
+few.write_text("channel x_pos y_pos z_pos\n0 10.0 0 5.0\n1 10.0 -30 5.0\n2 10.0 30 5.0\n")
+
+
+def write_twice(name, positions, contributions, block):
+    """bmtk's EcpMod with ``block``-step blocks, fed through EcpRows in two calls; what it wrote."""
+    ecp = modules.EcpMod(tmp_dir=str(conf.output_dir), file_name=f"{name}.h5", electrode_positions=str(positions),
+                         cells="pairs", contributions_dir=f"contributions_{name}" if contributions else None)
+    block_was, sim._nsteps_block = sim._nsteps_block, block  # blocks smaller than a call: rows cross block ends
+    ecp.initialize(sim)
+    sim._nsteps_block = block_was
+    had = len(ecp._saved_gids)
+    rows_writer = bp.EcpRows(ecp)
+    gids = bp.ecp_cell_gids(ecp)
+    channels = bp.ecp_transfer_matrix(ecp, gids[0]).shape[0]
+    n = int(sim.n_steps)
+    rows = {g: np.arange(n * channels, dtype=float).reshape(n, channels) * (i + 1) - 7.5 for i, g in enumerate(gids)}
+    half = n // 2 + 1  # two calls, the first ending inside a block, each spanning several
+    rows_writer.add(sim, [(g, r[:half]) for g, r in rows.items()], 0, half)
+    rows_writer.add(sim, [(g, r[half:]) for g, r in rows.items()], half, n - half)
+    caches = sorted({ds.id.get_access_plist().get_chunk_cache()[1] for ds in rows_writer._datasets.values()})
+    rows_writer.close()
+    ecp.finalize(sim)
+    with h5py.File(Path(conf.output_dir) / f"{name}.h5") as h5:
+        written = h5["ecp/data"][()]
+    files = {}
+    for g in gids if contributions else []:
+        with h5py.File(Path(conf.output_dir) / f"contributions_{name}" / f"{g}.h5") as h5:
+            data = h5["ecp/data"]
+            files[g] = {"equal": bool(np.array_equal(data[()], rows[g])), "chunks": list(data.chunks),
+                        "maxshape": list(data.maxshape), "dtype": str(data.dtype), "shape": list(data.shape)}
+    return {"gids": sorted(int(g) for g in gids), "channels": channels, "steps": n, "block": int(ecp._block_size),
+            "buffers_before": had, "buffers_after": len(ecp._saved_gids), "cache_bytes": caches,
+            "sum_written": bool(np.array_equal(written, sum(rows.values()))), "files": list(files.values()),
+            "shapes_fit": all(list(bp.ecp_transfer_matrix(ecp, g).shape) == [channels, int(sum(
+                sec.nseg for sec in net.get_cell_gid(g).hobj.all))] for g in gids)}
+
+
 seen["ecp"] = {"extracellular_inserted": bool(inserted), "restored": "_BioCell__set_extracell_mechanism" in
                vars(BioCell) and not vars(BioCell)["_BioCell__set_extracell_mechanism"].__name__ == "<lambda>",
-               "gids": sorted(int(g) for g in gids), "local_gids": sorted(int(g) for g in net.get_local_cells()),
-               "matrix_shapes_fit": all(shapes[g] == [3, nsegs[g]] for g in shapes), "steps": n, "block": block,
-               "sum_written": bool(np.array_equal(written, sum(rows.values()))),
-               "contribution_written": bool(np.array_equal(one, rows[gids[0]])),
-               "buffers_before": had, "buffers_after": len(ecp2._saved_gids)}
+               "local_gids": sorted(int(g) for g in net.get_local_cells()),
+               "aligned": write_twice("ecp", electrodes, True, 256), "unaligned": write_twice("ecp_few", few, True, 64),
+               "no_contributions": write_twice("ecp_sum", few, False, 64)}
 bp.set_simulation_modules(sim, [m for m in mods if isinstance(m, modules.SpikesMod)])
 seen["modules_after_set"] = [type(m).__name__ for m in bp.simulation_modules(sim)]
 spikes_mod = bp.simulation_modules(sim)[0]

@@ -179,10 +179,18 @@ def test_use_simulator(seen):
     assert seen["use_simulator"]
 
 def test_ecp_helpers(seen):
-    """ecp_without_extracellular, ecp_cell_gids, ecp_transfer_matrix, write_ecp_rows, release_unused_ecp_buffers."""
+    """ecp_without_extracellular, ecp_cell_gids, ecp_transfer_matrix, EcpRows: bmtk's blocks, the files it made."""
     ecp = seen["ecp"]
     assert ecp["extracellular_inserted"] is False and ecp["restored"]
-    assert ecp["gids"] == ecp["local_gids"] and ecp["matrix_shapes_fit"]
-    assert ecp["block"] == 64 and ecp["steps"] > 2 * ecp["block"]
-    assert ecp["sum_written"] and ecp["contribution_written"]  # rows handed over in two calls, blocks as bmtk's
-    assert ecp["buffers_before"] == len(ecp["gids"]) and ecp["buffers_after"] == 0
+    # chunk rows under the block: whole chunks written with HDF5's chunk cache off; over it: HDF5's default cache
+    for case, block, chunks, cached in (("aligned", 256, [200, 10], False), ("unaligned", 64, [400, 3], True)):
+        got = ecp[case]
+        assert got["gids"] == ecp["local_gids"] and got["shapes_fit"]
+        assert got["block"] == block and got["steps"] == 800 and got["buffers_before"] == len(got["gids"])
+        assert got["buffers_after"] == 0  # bmtk's block writes the sum only
+        assert len(got["cache_bytes"]) == 1 and (got["cache_bytes"][0] > 0) == cached
+        assert got["sum_written"]  # rows handed over in two calls, blocks as bmtk's
+        assert got["files"] == [{"equal": True, "chunks": chunks, "maxshape": [None, got["channels"]],
+                                 "dtype": "float64", "shape": [800, got["channels"]]}] * len(got["gids"])
+    alone = ecp["no_contributions"]
+    assert alone["sum_written"] and alone["files"] == [] and alone["buffers_after"] == 0

@@ -135,6 +135,9 @@ def test_ecp_equals_stock_on_both_engines(ecp_compared, ecp_net):
             with h5py.File(ecp_compared["bmtk_neuron"] / "ecp_contributions" / name) as a, \
                     h5py.File(folder / "ecp_contributions" / name) as b:
                 assert list(b) == list(a) == ["ecp"]
+                made = [(h["ecp/data"].shape, h["ecp/data"].dtype.str, h["ecp/data"].chunks, h["ecp/data"].maxshape,
+                           dict(h["ecp/data"].attrs), dict(h.attrs)) for h in (a, b)]
+                assert made[1] == made[0]  # the plugin writes the files bmtk created: bmtk's chunks and all
                 assert _worst(a["ecp/data"][()], b["ecp/data"][()]) < TOLERANCE, (variant, name)
         assert not list(folder.glob("tmp_*"))  # bmtk's per-rank files are gone
         assert "copied by EcpImem" in (folder / "log.txt").read_text(errors="replace")  # the mechanism on both

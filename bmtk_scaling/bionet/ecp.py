@@ -18,9 +18,10 @@ currents of each chunk (steps x segments) are gathered without Python:
   once.
 
 Between chunks each cell's currents go through its transfer matrix in one product, the rows are handed to
-bmtk's own block writer exactly where its ``step`` would have put them, and the buffer is reused. Memory
-stays at ``8 bytes x local segments x (chunk_steps + 1)`` (plus one cell's currents when recorded) whatever
-the run's length.
+bmtk's own block buffer exactly where its ``step`` would have put them (bmtk's ``block`` writes the sum; each
+cell's contribution file is written in whole HDF5 chunks by ``_bmtk_private.EcpRows`` from bmtk's own per-cell
+buffers), and the buffer is reused. Memory stays at ``8 bytes x local segments x (chunk_steps + 1)`` (plus one
+cell's currents when recorded, and bmtk's block buffers) whatever the run's length.
 
 Row k of bmtk's ``ecp/data`` is the ECP after step k+1 (bmtk never stores t = 0; its ``ecp/time``
 still says ``(0, tstop, dt)``): the copy starts after the first step, and the sample ``Vector.record`` takes
@@ -37,7 +38,7 @@ import numpy as np
 from neuron import h
 from threadpoolctl import threadpool_limits
 
-from bmtk_scaling._bmtk_private import ecp_cell_gids, ecp_transfer_matrix, release_unused_ecp_buffers, write_ecp_rows
+from bmtk_scaling._bmtk_private import EcpRows, ecp_cell_gids, ecp_transfer_matrix
 
 BYTES_PER_SAMPLE = 8
 MECHANISM = "EcpImem"
@@ -70,8 +71,9 @@ class RecordedEcp:
         self._buffer = None
         self._nodes = None
         self._copier = None
+        self._rows: EcpRows | None = None
         self._steps_done = 0
-        self.write_s = 0.0  # of the folds' time: bmtk's block buffers and the blocks it writes to its files
+        self.write_s = 0.0  # of the folds' time: the block buffers and the blocks written to the files
 
     @property
     def local_segments(self) -> int:
@@ -83,7 +85,7 @@ class RecordedEcp:
 
     def initialize(self, sim) -> None:
         self.module.initialize(sim)
-        release_unused_ecp_buffers(self.module)
+        self._rows = EcpRows(self.module)
         for gid in ecp_cell_gids(self.module):
             cell = sim.net.get_cell_gid(gid)
             # bmtk's order (BioCell.set_im_ptr), the transfer matrix's columns
@@ -158,7 +160,7 @@ class RecordedEcp:
                     for vec in vectors:
                         vec.resize(0)
         started = time.perf_counter()
-        write_ecp_rows(self.module, sim, contributions, self._steps_done, n_steps)
+        self._rows.add(sim, contributions, self._steps_done, n_steps)
         self.write_s += time.perf_counter() - started
         self._steps_done += n_steps
 
@@ -166,4 +168,5 @@ class RecordedEcp:
         if self._copier is not None:
             self._copy_into(buffer=0, nodes=0)  # the arrays go with this module: no copy into them after the run
         self._buffer = self._nodes = self._copier = None
+        self._rows.close()
         self.module.finalize(sim)

@@ -206,7 +206,7 @@ class ScalingBioSimulator(BioSimulator):
         self.timings["ecp_write"] = writing = sum(ecp.write_s for ecp in ecps)
         how = ", ".join(sorted({ecp.how for ecp in ecps}))
         io.log_info(f"ECP: {chunks} psolve chunk(s) of up to {chunk} steps, currents {how}, {folding:.3f} s folding "
-                    f"currents (of which {writing:.3f} s bmtk's block buffers and writes)")
+                    f"currents (of which {writing:.3f} s the block buffers and the files' writes)")
 
     def _finish(self, t_start: float, t_end: float) -> None:
         """Let every module write its output, mend the spike file, record the time it took."""
