@@ -239,3 +239,23 @@ def test_where_the_copy_serves(monkeypatch, settings, copies):
     assert simulator.ScalingBioSimulator._ecp_can_copy(sim) is copies
     monkeypatch.setattr(simulator, "mechanism_loaded", lambda: False)
     assert simulator.ScalingBioSimulator._ecp_can_copy(sim) is False
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+def test_a_rank_without_ecp_cells(ecp_compared, ecp_net):
+    """One ECP cell on 2 ranks: the other rank copies nothing and folds nothing, and the ECP is that cell's
+    contribution file."""
+    data = json.loads((ecp_net / "random2.json").read_text())
+    data["reports"]["ecp"]["cells"] = {"population": "cortex", "node_id": [0]}
+    config = ecp_net / "one_cell.json"
+    config.write_text(json.dumps(data, indent=2))
+    out = ecp_net.parent / "out_one_cell"
+    proc = cli("run", str(config), "--ranks", "2", "--output-dir", str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "copied by EcpImem" in (out / "log.txt").read_text(errors="replace")
+    got, _ = _ecp(out)
+    files = list((out / "ecp_contributions").iterdir())
+    assert len(files) == 1 and np.abs(got).max() > 0
+    with h5py.File(files[0]) as h5:
+        assert np.array_equal(h5["ecp/data"][()], got)

@@ -140,7 +140,7 @@ class RecordedEcp:
         contributions = []
         # one BLAS thread: each MPI rank has its core, and a threaded product between ranks ran 8x slower here
         with threadpool_limits(limits=1, user_api="blas"):
-            if self.copy:
+            if self.copy and self._buffer is not None:  # None: no ECP cell on this rank, nothing to fold
                 copied = self._buffer[:n_steps]
                 if np.isnan(copied[:, 0]).any():
                     raise RuntimeError(f"bug: {MECHANISM} left rows of the chunk before t = {h.t} ms unfilled")
@@ -149,7 +149,7 @@ class RecordedEcp:
                     currents = copied[:, first:first + len(segments)]
                     first += len(segments)
                     contributions.append((gid, (ecp_transfer_matrix(self.module, gid) @ currents.T).T))
-            else:
+            elif not self.copy:
                 joined = h.Vector()  # one cell's currents, segments x samples: one hoc call, not one per segment
                 for gid, vectors in self._vectors.items():
                     samples = int(vectors[0].size())
